@@ -1,0 +1,1 @@
+//! Adapters for outside systems. Each module implements a port of `worldstore_domain`.

@@ -1,0 +1,35 @@
+//! The command line: `worldstore <group> <command>`.
+
+mod wallet;
+mod x402;
+
+use clap::{Parser, Subcommand};
+use std::io::Write;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "worldstore",
+    version,
+    about = "Buy Amazon products by chatting with an agent, paid in USDC over x402."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// x402 payment tools: decode headers, walk through a payment.
+    #[command(subcommand)]
+    X402(x402::X402Command),
+    /// Per-user wallets derived from the master secret.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
+}
+
+pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    match cli.command {
+        Command::X402(command) => x402::run(command, out),
+        Command::Wallet(command) => wallet::run(command, out),
+    }
+}
