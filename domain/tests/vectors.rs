@@ -268,3 +268,33 @@ fn settle_responses_from_the_sdks_decode_to_our_types() {
         }
     }
 }
+
+#[test]
+fn our_402_answer_is_byte_identical_to_the_sdk_server() {
+    use worldstore_domain::x402::{PaymentOffer, PaymentRequiredAnswer};
+    let file = load("x402_headers.json");
+    let case = cases(&file)
+        .iter()
+        .find(|c| {
+            c["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("v2 PAYMENT-REQUIRED one accept")
+        })
+        .expect("vector present");
+    let json = &case["json"];
+    let accept = &json["accepts"][0];
+    let offer = PaymentOffer {
+        resource: json["resource"]["url"].as_str().unwrap().into(),
+        description: json["resource"]["description"].as_str().unwrap().into(),
+        mime_type: json["resource"]["mimeType"].as_str().unwrap().into(),
+        token: Network::BaseSepolia.usdc(),
+        amount: worldstore_domain::UsdcAmount::parse_atomic(accept["amount"].as_str().unwrap())
+            .unwrap(),
+        pay_to: address(&accept["payTo"]),
+        max_timeout_seconds: accept["maxTimeoutSeconds"].as_u64().unwrap(),
+        extra: Default::default(),
+    };
+    let answer = PaymentRequiredAnswer::new(json["error"].as_str().unwrap(), &[offer]);
+    assert_eq!(answer.header_value(), case["value"].as_str().unwrap());
+}

@@ -1,6 +1,8 @@
 //! The EIP-3009 authorization as it travels in an x402 payload: every field a string.
 
-use super::eip712::{Eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPEHASH_PREIMAGE};
+use super::eip712::{
+    Eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPEHASH, signing_hash_with_separator,
+};
 use alloy_primitives::{Address, B256, U256, keccak256};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -62,8 +64,7 @@ impl Authorization {
     /// EIP-712 `hashStruct(TransferWithAuthorization)`.
     pub fn struct_hash(&self) -> B256 {
         let mut words = [0u8; 32 * 7];
-        words[..32]
-            .copy_from_slice(keccak256(TRANSFER_WITH_AUTHORIZATION_TYPEHASH_PREIMAGE).as_slice());
+        words[..32].copy_from_slice(TRANSFER_WITH_AUTHORIZATION_TYPEHASH.as_slice());
         words[44..64].copy_from_slice(self.from.as_slice());
         words[76..96].copy_from_slice(self.to.as_slice());
         words[96..128].copy_from_slice(&self.value.to_be_bytes::<32>());
@@ -76,5 +77,10 @@ impl Authorization {
     /// The EIP-712 digest the payer signs for this authorization under `domain`.
     pub fn signing_hash(&self, domain: &Eip712Domain) -> B256 {
         domain.signing_hash(self.struct_hash())
+    }
+
+    /// The same, with the domain separator already computed (verifiers cache it per token).
+    pub fn signing_hash_with_separator(&self, separator: B256) -> B256 {
+        signing_hash_with_separator(separator, self.struct_hash())
     }
 }

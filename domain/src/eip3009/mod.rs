@@ -15,6 +15,6 @@ mod signer;
 pub mod uint;
 
 pub use authorization::{Authorization, Nonce};
-pub use eip712::Eip712Domain;
+pub use eip712::{DOMAIN_TYPE, Eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPE};
 pub use signature::{Signature, SignatureError};
 pub use signer::{KeyError, LocalSigner};

@@ -202,3 +202,193 @@ pub fn decode_any(value: &str) -> Result<AnyMessage, HeaderError> {
         Err(HeaderError::NotX402)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::x402::messages::{ExactEvmPayload, PaymentPayloadV1, Version};
+    use proptest::prelude::*;
+
+    fn b64(text: &str) -> String {
+        BASE64.encode(text)
+    }
+
+    #[test]
+    fn empty_oversized_and_non_base64_headers_are_malformed() {
+        assert_eq!(
+            decode_x_payment(""),
+            Err(HeaderError::Empty).map(|_: ()| unreachable!())
+        );
+        let long = "A".repeat(MAX_HEADER_BYTES + 4);
+        assert!(matches!(
+            decode_x_payment(&long),
+            Err(HeaderError::TooLong { .. })
+        ));
+        assert!(matches!(
+            decode_x_payment("not base64!"),
+            Err(HeaderError::Base64(_))
+        ));
+        // URL-safe alphabet is not the standard alphabet x402 uses.
+        assert!(matches!(
+            decode_x_payment("eyJ4-_"),
+            Err(HeaderError::Base64(_))
+        ));
+        assert_eq!(
+            decode_x_payment(&BASE64.encode([0xff, 0xfe])),
+            Err(HeaderError::NotUtf8)
+        );
+    }
+
+    #[test]
+    fn json_errors_name_the_message_and_the_problem() {
+        let err = decode_x_payment(&b64("{\"x402Version\":1")).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HeaderError::Json {
+                    message: "x402 PaymentPayload",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = decode_x_payment(&b64(r#"{"x402Version":3,"payload":{}}"#)).unwrap_err();
+        assert!(
+            err.to_string().contains("unsupported x402Version 3"),
+            "{err}"
+        );
+        let err = decode_x_payment(&b64(
+            r#"{"x402Version":1,"scheme":"exact","network":"base"}"#,
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("missing field `payload`"), "{err}");
+        let err = decode_payment_required(&b64("[]")).unwrap_err();
+        assert!(matches!(err, HeaderError::Json { .. }));
+    }
+
+    #[test]
+    fn a_v1_payload_in_payment_signature_is_refused() {
+        let payload = PaymentPayload::V1(PaymentPayloadV1 {
+            x402_version: Version,
+            scheme: "exact".into(),
+            network: "base-sepolia".into(),
+            payload: ExactEvmPayload::new(
+                "0x00".into(),
+                serde_json::from_str(
+                    r#"{"from":"0x0000000000000000000000000000000000000001","to":"0x0000000000000000000000000000000000000002","value":"1","validAfter":"0","validBefore":"10","nonce":"0x0000000000000000000000000000000000000000000000000000000000000000"}"#,
+                )
+                .unwrap(),
+            ),
+        });
+        let value = encode(&payload);
+        assert_eq!(decode_x_payment(&value), Ok(payload));
+        assert_eq!(
+            decode_payment_signature(&value),
+            Err(HeaderError::WrongVersion {
+                header: "PAYMENT-SIGNATURE",
+                found: 1
+            })
+        );
+    }
+
+    #[test]
+    fn duplicate_fields_and_bad_field_values_are_refused() {
+        let auth = r#"{"from":"0x0000000000000000000000000000000000000001","to":"0x0000000000000000000000000000000000000002","value":"1","validAfter":"0","validBefore":"10","nonce":"0x0000000000000000000000000000000000000000000000000000000000000000"}"#;
+        let dup = format!(
+            r#"{{"x402Version":1,"scheme":"exact","network":"base","payload":{{"signature":"0x","signature":"0x","authorization":{auth}}}}}"#
+        );
+        assert!(
+            decode_x_payment(&b64(&dup))
+                .unwrap_err()
+                .to_string()
+                .contains("duplicate field")
+        );
+        let bad_value = auth.replace(r#""value":"1""#, r#""value":"1.5""#);
+        let json = format!(
+            r#"{{"x402Version":1,"scheme":"exact","network":"base","payload":{{"signature":"0x","authorization":{bad_value}}}}}"#
+        );
+        assert!(
+            decode_x_payment(&b64(&json))
+                .unwrap_err()
+                .to_string()
+                .contains("decimal uint256")
+        );
+        let bad_address = auth.replace("0x0000000000000000000000000000000000000001", "0x01");
+        let json = format!(
+            r#"{{"x402Version":1,"scheme":"exact","network":"base","payload":{{"signature":"0x","authorization":{bad_address}}}}}"#
+        );
+        assert!(
+            decode_x_payment(&b64(&json))
+                .unwrap_err()
+                .to_string()
+                .contains("40 hex digits")
+        );
+    }
+
+    #[test]
+    fn padding_may_be_omitted_but_whitespace_inside_is_refused() {
+        let response = SettleResponse {
+            success: true,
+            error_reason: None,
+            error_message: None,
+            transaction: "0xabc".into(),
+            network: "base-sepolia".into(),
+            payer: None,
+            amount: None,
+        };
+        let value = encode(&response);
+        assert_eq!(
+            decode_payment_response(value.trim_end_matches('=')),
+            Ok(response.clone())
+        );
+        let (a, b) = value.split_at(8);
+        assert!(decode_payment_response(&format!("{a} {b}")).is_err());
+    }
+
+    #[test]
+    fn decode_any_recognises_each_message_and_refuses_other_json() {
+        assert!(matches!(
+            decode_any(&b64(
+                r#"{"success":true,"transaction":"","network":"base"}"#
+            )),
+            Ok(AnyMessage::SettleResponse(_))
+        ));
+        assert!(matches!(
+            decode_any(&b64(r#"{"x402Version":1,"error":"","accepts":[]}"#)),
+            Ok(AnyMessage::PaymentRequiredV1(_))
+        ));
+        assert_eq!(
+            decode_any(&b64(r#"{"hello":"world"}"#)),
+            Err(HeaderError::NotX402)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn settle_responses_round_trip_through_every_header_encoding(
+            success in any::<bool>(),
+            transaction in "(0x[0-9a-f]{64})?",
+            network in "[a-z0-9:-]{1,20}",
+            message in proptest::option::of(".{0,40}"),
+        ) {
+            let response = SettleResponse {
+                success,
+                error_reason: (!success).then_some(crate::x402::ReasonCode::InsufficientFunds),
+                error_message: message,
+                transaction,
+                network,
+                payer: Some(alloy_primitives::Address::repeat_byte(7)),
+                amount: None,
+            };
+            prop_assert_eq!(decode_payment_response(&encode_x_payment_response(&response)), Ok(response.clone()));
+            prop_assert_eq!(decode_payment_response(&encode_payment_response(&response)), Ok(response));
+        }
+
+        #[test]
+        fn arbitrary_header_text_never_panics(text in ".{0,200}") {
+            let _ = decode_any(&text);
+            let _ = decode_payment_signature(&text);
+            let _ = decode_payment_required(&text);
+        }
+    }
+}

@@ -29,8 +29,9 @@ pub const MIN_SECONDS_TO_SETTLE: u64 = 6;
 /// What this verifier accepts, from configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyPolicy {
-    /// The tokens we settle, one or more per network.
-    pub tokens: Vec<UsdcDeployment>,
+    /// The tokens we settle, one or more per network, each with its EIP-712 domain
+    /// separator computed once.
+    tokens: Vec<(UsdcDeployment, B256)>,
     /// Allowed excess of `validBefore` over `now + maxTimeoutSeconds`, for clock skew.
     /// The reference clients set `validBefore = now + maxTimeoutSeconds`.
     pub validity_slack_seconds: u64,
@@ -41,9 +42,19 @@ impl VerifyPolicy {
 
     pub fn new(tokens: Vec<UsdcDeployment>) -> Self {
         Self {
-            tokens,
+            tokens: tokens
+                .into_iter()
+                .map(|t| {
+                    let separator = t.eip712_domain().separator();
+                    (t, separator)
+                })
+                .collect(),
             validity_slack_seconds: Self::DEFAULT_VALIDITY_SLACK_SECONDS,
         }
+    }
+
+    pub fn tokens(&self) -> impl Iterator<Item = &UsdcDeployment> {
+        self.tokens.iter().map(|(t, _)| t)
     }
 }
 
@@ -223,7 +234,7 @@ pub fn check_offline(
             format!("payment is for network {paid_network:?}, the offer for {network}"),
         ));
     }
-    let token = token_for(policy, network, terms.asset, terms.extra)
+    let (token, separator) = token_for(policy, network, terms.asset, terms.extra)
         .map_err(|(reason, message)| refuse(reason, message))?;
     if let (PaymentPayload::V2(p), PaymentRequirements::V2(offered)) = (payment, requirements) {
         accepted_matches_offer(&p.accepted, offered)
@@ -257,7 +268,7 @@ pub fn check_offline(
 
     let signature = Signature::parse_hex(&exact.signature)
         .map_err(|e| refuse(ReasonCode::InvalidSignature, e.to_string()))?;
-    let signing_hash = authorization.signing_hash(&token.eip712_domain());
+    let signing_hash = authorization.signing_hash_with_separator(*separator);
     let signer = signature
         .recover_address(signing_hash)
         .map_err(|e| refuse(ReasonCode::InvalidSignature, e.to_string()))?;
@@ -288,23 +299,24 @@ fn token_for<'p>(
     network: Network,
     asset: Address,
     extra: Option<&Extra>,
-) -> RuleResult<&'p UsdcDeployment> {
-    if !policy.tokens.iter().any(|t| t.network == network) {
+) -> RuleResult<&'p (UsdcDeployment, B256)> {
+    if !policy.tokens().any(|t| t.network == network) {
         return Err((
             ReasonCode::InvalidNetwork,
             format!("network {network} is not served here"),
         ));
     }
-    let token = policy
+    let entry = policy
         .tokens
         .iter()
-        .find(|t| t.network == network && t.address == asset)
+        .find(|(t, _)| t.network == network && t.address == asset)
         .ok_or_else(|| {
             (
                 ReasonCode::InvalidPaymentRequirements,
                 format!("asset {asset} is not an accepted token on {network}"),
             )
         })?;
+    let token = &entry.0;
     // x402.md checklist 3: extra.name / extra.version, when given, must be the token's.
     for (field, expected) in [
         ("name", &token.eip712_name),
@@ -319,7 +331,7 @@ fn token_for<'p>(
             ));
         }
     }
-    Ok(token)
+    Ok(entry)
 }
 
 /// v2: the `accepted` requirements the client signed for must be the offer itself.
