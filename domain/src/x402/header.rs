@@ -87,9 +87,16 @@ pub fn encode_payment_response(response: &SettleResponse) -> String {
     })
 }
 
-/// `X-PAYMENT-RESPONSE` (v1), in the order of the reference v1 server.
+/// `X-PAYMENT-RESPONSE` (v1), in the order of the reference v1 server and with v1's
+/// spelling of the value reason code.
 pub fn encode_x_payment_response(response: &SettleResponse) -> String {
-    encode(response)
+    match &response.error_reason {
+        Some(reason @ super::ReasonCode::InvalidValue) => encode(&SettleResponse {
+            error_reason: Some(super::ReasonCode::Other(reason.as_str_for(1).to_owned())),
+            ..response.clone()
+        }),
+        _ => encode(response),
+    }
 }
 
 /// Checks size and base64 and returns the JSON bytes.
@@ -343,6 +350,32 @@ mod tests {
         );
         let (a, b) = value.split_at(8);
         assert!(decode_payment_response(&format!("{a} {b}")).is_err());
+    }
+
+    #[test]
+    fn v1_responses_use_the_v1_spelling_of_the_value_code() {
+        let response = SettleResponse {
+            success: false,
+            error_reason: Some(crate::x402::ReasonCode::InvalidValue),
+            error_message: None,
+            transaction: String::new(),
+            network: "base-sepolia".into(),
+            payer: None,
+            amount: None,
+        };
+        let v1 = decode_bytes(&encode_x_payment_response(&response)).unwrap();
+        assert!(
+            String::from_utf8(v1)
+                .unwrap()
+                .contains("\"invalid_exact_evm_payload_authorization_value\"")
+        );
+        let v2 = decode_bytes(&encode_payment_response(&response)).unwrap();
+        assert!(String::from_utf8(v2).unwrap().contains("_value_mismatch\""));
+        // Both spellings decode to the same code.
+        assert_eq!(
+            decode_payment_response(&encode_x_payment_response(&response)),
+            Ok(response)
+        );
     }
 
     #[test]
