@@ -415,3 +415,120 @@ impl<'de, const N: u8> Deserialize<'de> for Version<N> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AUTH: &str = r#"{"from":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266","to":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","value":"1250000","validAfter":"0","validBefore":"1795607587","nonce":"0x01796b59f40ae187d72b9fc343d4d669b0cd3ae4e2ed2a517223577a3fe513f6"}"#;
+
+    fn v2_request() -> String {
+        format!(
+            r#"{{"x402Version":2,"paymentPayload":{{"x402Version":2,"payload":{{"authorization":{AUTH},"signature":"0x00"}},"accepted":{req}}},"paymentRequirements":{req}}}"#,
+            req = r#"{"scheme":"exact","network":"eip155:84532","amount":"1250000","asset":"0x036CbD53842c5426634e7929541eC2318f3dCF7e","payTo":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","maxTimeoutSeconds":600,"extra":{"name":"USDC","version":"2"}}"#
+        )
+    }
+
+    #[test]
+    fn a_facilitator_request_reads_requirements_of_its_version() {
+        let request: FacilitatorRequest = serde_json::from_str(&v2_request()).unwrap();
+        assert!(matches!(
+            request.payment_requirements,
+            PaymentRequirements::V2(_)
+        ));
+        assert_eq!(request.payment_payload.x402_version(), 2);
+        // The same requirements under x402Version 1 lack v1's fields: the error says which.
+        let as_v1 = v2_request().replacen(
+            r#"{"x402Version":2,"paymentPayload""#,
+            r#"{"x402Version":1,"paymentPayload""#,
+            1,
+        );
+        let err = serde_json::from_str::<FacilitatorRequest>(&as_v1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("paymentRequirements: missing field `maxAmountRequired`"),
+            "{err}"
+        );
+        let as_v9 = v2_request().replacen(
+            r#"{"x402Version":2,"paymentPayload""#,
+            r#"{"x402Version":9,"paymentPayload""#,
+            1,
+        );
+        let err = serde_json::from_str::<FacilitatorRequest>(&as_v9)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unsupported x402Version 9"), "{err}");
+    }
+
+    #[test]
+    fn payloads_keep_the_key_order_they_arrived_in() {
+        let signature_first = format!(r#"{{"signature":"0x00","authorization":{AUTH}}}"#);
+        let payload: ExactEvmPayload = serde_json::from_str(&signature_first).unwrap();
+        assert!(payload.signature_first);
+        assert_eq!(serde_json::to_string(&payload).unwrap(), signature_first);
+        let authorization_first = format!(r#"{{"authorization":{AUTH},"signature":"0x00"}}"#);
+        let payload: ExactEvmPayload = serde_json::from_str(&authorization_first).unwrap();
+        assert_eq!(
+            serde_json::to_string(&payload).unwrap(),
+            authorization_first
+        );
+    }
+
+    #[test]
+    fn verify_and_supported_answers_have_the_spec_shape() {
+        let invalid = VerifyResponse {
+            is_valid: false,
+            invalid_reason: Some(ReasonCode::InvalidSignature),
+            invalid_message: Some("signature is not from the payer".into()),
+            payer: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&invalid).unwrap(),
+            r#"{"isValid":false,"invalidReason":"invalid_exact_evm_payload_signature","invalidMessage":"signature is not from the payer"}"#
+        );
+        let supported = SupportedResponse {
+            kinds: vec![SupportedKind {
+                x402_version: 1,
+                scheme: "exact".into(),
+                network: "base-sepolia".into(),
+                extra: None,
+            }],
+            extensions: vec![],
+            signers: [(
+                "eip155:*".to_owned(),
+                serde_json::json!(["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"]),
+            )]
+            .into_iter()
+            .collect(),
+        };
+        assert_eq!(
+            serde_json::to_string(&supported).unwrap(),
+            r#"{"kinds":[{"x402Version":1,"scheme":"exact","network":"base-sepolia"}],"extensions":[],"signers":{"eip155:*":["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"]}}"#
+        );
+    }
+
+    #[test]
+    fn the_payment_identifier_extension_is_read_within_its_length_limits() {
+        let mut payload: PaymentPayloadV2 =
+            match serde_json::from_str::<FacilitatorRequest>(&v2_request())
+                .unwrap()
+                .payment_payload
+            {
+                PaymentPayload::V2(p) => p,
+                PaymentPayload::V1(_) => unreachable!(),
+            };
+        assert_eq!(payload.payment_identifier(), None);
+        payload.extensions = Some(
+            serde_json::from_str(
+                r#"{"payment-identifier":{"info":{"id":"pay_0123456789abcdef"}}}"#,
+            )
+            .unwrap(),
+        );
+        assert_eq!(payload.payment_identifier(), Some("pay_0123456789abcdef"));
+        payload.extensions = Some(
+            serde_json::from_str(r#"{"payment-identifier":{"info":{"id":"short"}}}"#).unwrap(),
+        );
+        assert_eq!(payload.payment_identifier(), None);
+    }
+}
