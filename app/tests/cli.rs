@@ -21,21 +21,23 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn vector_header(kind: &str) -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../fixtures/vectors/x402_headers.json"
-    );
+/// The first case of `fixtures/vectors/<file>` matching `wanted`, field `field`.
+fn vector(file: &str, wanted: impl Fn(&serde_json::Value) -> bool, field: &str) -> String {
+    let path = format!("{}/../fixtures/vectors/{file}", env!("CARGO_MANIFEST_DIR"));
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
     file["cases"]
         .as_array()
         .expect("cases")
         .iter()
-        .find(|c| c["header"] == kind)
-        .and_then(|c| c["value"].as_str())
-        .expect("a vector of that kind")
+        .find(|c| wanted(c))
+        .and_then(|c| c[field].as_str())
+        .expect("a matching vector")
         .to_owned()
+}
+
+fn vector_header(kind: &str) -> String {
+    vector("x402_headers.json", |c| c["header"] == kind, "value")
 }
 
 #[test]
@@ -116,22 +118,11 @@ fn wallet_address_derives_from_the_environment_secret() {
 }
 
 fn expected_wallet(scheme: &str, inbox: &str) -> String {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../fixtures/vectors/wallets.json"
-    );
-    let file: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
-    file["cases"]
-        .as_array()
-        .expect("cases")
-        .iter()
-        .find(|c| {
-            c["scheme"] == scheme && c["inboxId"] == inbox && c["masterSecret"] == ANVIL_KEY_0
-        })
-        .and_then(|c| c["address"].as_str())
-        .expect("a vector for that inbox")
-        .to_owned()
+    vector(
+        "wallets.json",
+        |c| c["scheme"] == scheme && c["inboxId"] == inbox && c["masterSecret"] == ANVIL_KEY_0,
+        "address",
+    )
 }
 
 #[test]

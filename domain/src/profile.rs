@@ -30,8 +30,9 @@ fn clean_text(input: &str, max: usize) -> Option<String> {
     ok.then_some(text)
 }
 
-macro_rules! text_value {
-    ($(#[$doc:meta])* $name:ident, $max:expr, $err:expr) => {
+/// A personal string value: parsed by `$parse`, held in [`Pii`], serialized as the string.
+macro_rules! pii_value {
+    ($(#[$doc:meta])* $name:ident, $parse:expr) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -39,7 +40,8 @@ macro_rules! text_value {
 
         impl $name {
             pub fn parse(input: &str) -> Result<Self, ProfileError> {
-                clean_text(input, $max).map(|t| Self(Pii::new(t))).ok_or($err)
+                let parse: fn(&str) -> Result<String, ProfileError> = $parse;
+                parse(input).map(|t| Self(Pii::new(t)))
             }
             pub fn expose(&self) -> &str {
                 self.0.expose()
@@ -67,64 +69,42 @@ macro_rules! text_value {
     };
 }
 
-text_value!(
+pii_value!(
     /// A person's name as it goes on a parcel.
-    PersonName, 100, ProfileError::Name
+    PersonName,
+    |input| clean_text(input, 100).ok_or(ProfileError::Name)
 );
-text_value!(
+pii_value!(
     /// A street line.
-    AddressLine, 100, ProfileError::Line { field: "address line", max: 100 }
+    AddressLine,
+    |input| clean_text(input, 100).ok_or(ProfileError::Line { field: "address line", max: 100 })
 );
-text_value!(
+pii_value!(
     /// A city name.
-    City, 60, ProfileError::Line { field: "city", max: 60 }
+    City,
+    |input| clean_text(input, 60).ok_or(ProfileError::Line { field: "city", max: 60 })
 );
 
-/// An email address: one `@`, a non-empty local part, a dotted domain, no spaces.
-/// Deliverability is the mail system's business; this refuses what is clearly not an email.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Email(Pii<String>);
+pii_value!(
+    /// An email address: one `@`, a non-empty local part, a dotted domain, no spaces.
+    /// Deliverability is the mail system's business; this refuses what is clearly not an email.
+    Email,
+    parse_email
+);
 
-impl Email {
-    pub fn parse(input: &str) -> Result<Self, ProfileError> {
-        let text = input.trim();
-        let (local, domain) = text.split_once('@').ok_or(ProfileError::Email)?;
-        let labels_ok = domain.split('.').count() >= 2
-            && domain
-                .split('.')
-                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
-        let ok = text.len() <= 254
-            && !local.is_empty()
-            && local.len() <= 64
-            && !local.contains(|c: char| c.is_whitespace() || c.is_control() || c == '@')
-            && labels_ok;
-        ok.then(|| Self(Pii::new(text.to_owned())))
-            .ok_or(ProfileError::Email)
-    }
-
-    pub fn expose(&self) -> &str {
-        self.0.expose()
-    }
-}
-
-impl TryFrom<String> for Email {
-    type Error = ProfileError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<Email> for String {
-    fn from(value: Email) -> Self {
-        value.0.into_inner()
-    }
-}
-
-impl fmt::Debug for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Email({:?})", self.0)
-    }
+fn parse_email(input: &str) -> Result<String, ProfileError> {
+    let text = input.trim();
+    let (local, domain) = text.split_once('@').ok_or(ProfileError::Email)?;
+    let labels_ok = domain.split('.').count() >= 2
+        && domain
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
+    let ok = text.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && !local.contains(|c: char| c.is_whitespace() || c.is_control() || c == '@')
+        && labels_ok;
+    ok.then(|| text.to_owned()).ok_or(ProfileError::Email)
 }
 
 /// USPS codes of the states, DC, the territories and the military "states".
@@ -169,45 +149,20 @@ impl From<UsState> for String {
     }
 }
 
-/// A US ZIP code: `12345` or ZIP+4 `12345-6789`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ZipCode(Pii<String>);
+pii_value!(
+    /// A US ZIP code: `12345` or ZIP+4 `12345-6789`.
+    ZipCode,
+    parse_zip
+);
 
-impl ZipCode {
-    pub fn parse(input: &str) -> Result<Self, ProfileError> {
-        let text = input.trim();
-        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-        let ok = match text.split_once('-') {
-            Some((zip, plus4)) => digits(zip, 5) && digits(plus4, 4),
-            None => digits(text, 5),
-        };
-        ok.then(|| Self(Pii::new(text.to_owned())))
-            .ok_or(ProfileError::Zip)
-    }
-
-    pub fn expose(&self) -> &str {
-        self.0.expose()
-    }
-}
-
-impl TryFrom<String> for ZipCode {
-    type Error = ProfileError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Self::parse(&s)
-    }
-}
-
-impl From<ZipCode> for String {
-    fn from(value: ZipCode) -> Self {
-        value.0.into_inner()
-    }
-}
-
-impl fmt::Debug for ZipCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ZipCode({:?})", self.0)
-    }
+fn parse_zip(input: &str) -> Result<String, ProfileError> {
+    let text = input.trim();
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let ok = match text.split_once('-') {
+        Some((zip, plus4)) => digits(zip, 5) && digits(plus4, 4),
+        None => digits(text, 5),
+    };
+    ok.then(|| text.to_owned()).ok_or(ProfileError::Zip)
 }
 
 /// Only `US` is served (Amazon.com through Crossmint ships to US addresses only).
