@@ -3,9 +3,8 @@
 //! as lowercase hex text, amounts as decimal atomic units, and decoding of raw rows into
 //! records with [`StoreError::Corrupt`] naming the row when a value is out of shape.
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::B256;
 use worldstore_domain::UsdcAmount;
-use worldstore_domain::eip3009::Nonce;
 use worldstore_domain::pii::Pii;
 use worldstore_domain::ports::store::{
     ClaimedEffect, Direction, EffectId, Key, LoggedMessage, MachineIndex, MachineKind,
@@ -295,6 +294,8 @@ pub(crate) fn open_profile(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy_primitives::Address;
+    use worldstore_domain::eip3009::Nonce;
 
     #[test]
     fn nonce_keys_are_stored_as_lowercase_hex() {
