@@ -291,6 +291,36 @@ pub(crate) fn open_profile(
     })
 }
 
+/// Reads one column, reporting a value of the wrong type as a corrupt row.
+pub(crate) fn col<'r, R, T>(
+    row: &'r R,
+    column: &str,
+    table: &'static str,
+    id: &str,
+) -> Result<T, StoreError>
+where
+    R: sqlx::Row,
+    T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+{
+    row.try_get::<T, _>(column).map_err(|e| match e {
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) => StoreError::corrupt(
+            table,
+            id,
+            format!("column {column} has a value of the wrong type"),
+        ),
+        other => super::error::classify(other),
+    })
+}
+
+/// The columns every machine query selects, in this order.
+pub(crate) const MACHINE_COLUMNS: &str =
+    "id, user_id, order_id, status, state_kind, state_version, state, revision, updated_at";
+
+/// The columns every outbox claim returns.
+pub(crate) const EFFECT_COLUMNS: &str =
+    "id, idempotency_key, ordering_key, effect_kind, effect_version, effect, attempts, lease_until";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,33 +361,3 @@ mod tests {
         );
     }
 }
-
-/// Reads one column, reporting a value of the wrong type as a corrupt row.
-pub(crate) fn col<'r, R, T>(
-    row: &'r R,
-    column: &str,
-    table: &'static str,
-    id: &str,
-) -> Result<T, StoreError>
-where
-    R: sqlx::Row,
-    T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-{
-    row.try_get::<T, _>(column).map_err(|e| match e {
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) => StoreError::corrupt(
-            table,
-            id,
-            format!("column {column} has a value of the wrong type"),
-        ),
-        other => super::error::classify(other),
-    })
-}
-
-/// The columns every machine query selects, in this order.
-pub(crate) const MACHINE_COLUMNS: &str =
-    "id, user_id, order_id, status, state_kind, state_version, state, revision, updated_at";
-
-/// The columns every outbox claim returns.
-pub(crate) const EFFECT_COLUMNS: &str =
-    "id, idempotency_key, ordering_key, effect_kind, effect_version, effect, attempts, lease_until";
