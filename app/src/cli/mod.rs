@@ -1,5 +1,6 @@
 //! The command line: `worldstore <group> <command>`.
 
+mod migrate;
 mod wallet;
 mod x402;
 
@@ -25,11 +26,14 @@ enum Command {
     /// Per-user wallets derived from the master secret.
     #[command(subcommand)]
     Wallet(wallet::WalletCommand),
+    /// Create or update the database schema (SQLite file or PostgreSQL); idempotent.
+    Migrate(migrate::MigrateArgs),
 }
 
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match cli.command {
         Command::X402(command) => x402::run(command, out),
         Command::Wallet(command) => wallet::run(command, out),
+        Command::Migrate(args) => migrate::run(args, out),
     }
 }

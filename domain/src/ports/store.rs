@@ -1,0 +1,183 @@
+//! The `Store` port: everything the product must not lose.
+//!
+//! ## Contract
+//! - **Machines** (conversation, checkout, settlement) are stored as versioned JSON documents
+//!   ([`StoredState`]) beside indexed lookup columns ([`MachineIndex`]: user, order id,
+//!   status) and a row [`Revision`] for optimistic concurrency.
+//! - **One transaction per input**: the driver loads a machine, handles an input, then hands
+//!   the store one [`Commit`]: new machine states, the effects they produced (the outbox),
+//!   money events (the audit log), EIP-3009 nonce reservations, the processed inbound
+//!   message id and message-log lines. A commit is applied entirely or not at all.
+//! - **Optimistic concurrency**: a write expecting revision `r` fails with
+//!   [`Conflict::RevisionMoved`] when the stored revision is not `r`; nothing is written.
+//! - **Nonces**: a reservation is unique per `(chain id, token, from, nonce)` (EIP-3009
+//!   section "transferWithAuthorization": a nonce is usable once per authorizer and token);
+//!   the loser of a race gets [`Conflict::NonceTaken`].
+//! - **Inbound messages** are processed once: recording an id twice is
+//!   [`Conflict::DuplicateInbound`].
+//! - **Outbox**: see [`outbox`]. Workers claim effects with a lease; an effect is never handed
+//!   out while an earlier effect with the same ordering key is unfinished.
+//! - **Profiles** hold personal data: adapters encrypt them at rest, and deleting a profile
+//!   removes it. Errors never carry personal data.
+//! - **Corrupt rows** are reported as [`StoreError::Corrupt`] naming the table and row id,
+//!   never as a panic.
+//!
+//! Time arrives as a parameter (`now`, unix seconds) wherever a rule depends on it.
+
+mod error;
+mod ids;
+pub mod outbox;
+mod records;
+
+pub use error::{Conflict, StoreError};
+pub use ids::{IdError, Key};
+pub use outbox::{Backoff, ClaimedEffect, EffectFailure, EffectId, NewEffect};
+pub use records::{
+    Direction, Expected, LoggedMessage, MachineIndex, MachineKind, MachineRecord, MachineWrite,
+    MoneyEvent, MoneyEventKind, NonceReservation, Revision, Status, StoredState,
+};
+
+use crate::profile::Profile;
+use std::future::Future;
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything written by handling one input, applied atomically by [`Store::commit`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Commit {
+    /// The inbound message this commit answers; recorded so it is processed once.
+    pub inbound: Option<Key>,
+    /// New or updated machine states.
+    pub machines: Vec<MachineWrite>,
+    /// Effects to execute after the commit (the outbox).
+    pub effects: Vec<NewEffect>,
+    /// EIP-3009 nonces this commit takes.
+    pub nonces: Vec<NonceReservation>,
+    /// Money events for the append-only audit log.
+    pub money_events: Vec<MoneyEvent>,
+    /// Lines for conversations' message logs (their text is personal data: encrypted).
+    pub messages: Vec<LoggedMessage>,
+}
+
+/// What a successful commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The revision each machine write now has, in the order of [`Commit::machines`].
+    pub revisions: Vec<Revision>,
+    /// Effects enqueued; an effect whose idempotency key was already in the outbox is not
+    /// enqueued again (handlers are safe to repeat, the outbox does not duplicate).
+    pub effects_enqueued: usize,
+}
+
+/// The persistence port. Implemented by the SQLite and PostgreSQL adapters.
+pub trait Store: Send + Sync {
+    /// Registers a user (idempotent).
+    fn register_user(&self, user: &Key, now: u64) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Saves (replaces) a user's profile, registering the user if needed.
+    fn save_profile(
+        &self,
+        user: &Key,
+        profile: &Profile,
+        now: u64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The user's profile, if any.
+    fn load_profile(&self, user: &Key)
+    -> impl Future<Output = StoreResult<Option<Profile>>> + Send;
+
+    /// Removes the user's profile; `true` if there was one.
+    fn delete_profile(&self, user: &Key) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Applies a [`Commit`] atomically.
+    fn commit(
+        &self,
+        commit: Commit,
+        now: u64,
+    ) -> impl Future<Output = StoreResult<Committed>> + Send;
+
+    /// One machine by id.
+    fn load_machine(
+        &self,
+        kind: MachineKind,
+        id: &Key,
+    ) -> impl Future<Output = StoreResult<Option<MachineRecord>>> + Send;
+
+    /// The machines of a user, oldest first.
+    fn machines_of_user(
+        &self,
+        kind: MachineKind,
+        user: &Key,
+    ) -> impl Future<Output = StoreResult<Vec<MachineRecord>>> + Send;
+
+    /// The machine holding an order id (a settlement, or the checkout that paid it).
+    fn machine_by_order(
+        &self,
+        kind: MachineKind,
+        order_id: &Key,
+    ) -> impl Future<Output = StoreResult<Option<MachineRecord>>> + Send;
+
+    /// Machines in a status (for example every pending settlement), oldest first.
+    fn machines_in_status(
+        &self,
+        kind: MachineKind,
+        status: &Status,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<MachineRecord>>> + Send;
+
+    /// Whether an inbound message id has been processed.
+    fn is_processed(&self, inbound: &Key) -> impl Future<Output = StoreResult<bool>> + Send;
+
+    /// Reserves one EIP-3009 nonce on its own (the same rule as in a [`Commit`]).
+    fn reserve_nonce(
+        &self,
+        reservation: &NonceReservation,
+        now: u64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// A conversation's message log, oldest first, at most `limit` latest lines.
+    fn message_log(
+        &self,
+        conversation: &Key,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<LoggedMessage>>> + Send;
+
+    /// The audit log of an order, in the order events were written.
+    fn money_events(
+        &self,
+        order_id: &Key,
+    ) -> impl Future<Output = StoreResult<Vec<MoneyEvent>>> + Send;
+
+    /// Claims up to `limit` ready effects for `worker` until `lease_until`. Ready means:
+    /// pending and due (`available_at <= now`), or claimed by a worker whose lease has
+    /// expired; and no earlier effect with the same ordering key is unfinished.
+    fn claim_effects(
+        &self,
+        worker: &Key,
+        limit: u32,
+        now: u64,
+        lease_until: u64,
+    ) -> impl Future<Output = StoreResult<Vec<ClaimedEffect>>> + Send;
+
+    /// Marks a claimed effect done. [`Conflict::LeaseLost`] if `worker` no longer holds it.
+    fn complete_effect(
+        &self,
+        id: EffectId,
+        worker: &Key,
+        now: u64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Records a failed attempt: a transient failure makes the effect ready again at
+    /// `retry_at`; a permanent one parks it as dead (it no longer blocks its ordering key).
+    fn fail_effect(
+        &self,
+        id: EffectId,
+        worker: &Key,
+        failure: EffectFailure,
+        now: u64,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Number of effects not yet done or dead.
+    fn unfinished_effects(&self) -> impl Future<Output = StoreResult<u64>> + Send;
+}

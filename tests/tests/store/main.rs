@@ -1,0 +1,56 @@
+//! One suite for the `Store` port, run against both adapters: every scenario below is a
+//! function of the backend, instantiated once for SQLite and once for PostgreSQL by
+//! `both_backends!` (test names read `sqlite::...` and `postgres::...`).
+
+mod harness;
+mod outbox;
+mod scenarios;
+
+use worldstore_adapters::store::Backend;
+
+macro_rules! both_backends {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    crate::$module::$name(super::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    crate::$module::$name(super::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    scenarios::migrations_run_twice_are_harmless,
+    scenarios::a_commit_writes_states_effects_and_audit_together_and_reads_back,
+    scenarios::a_duplicate_inbound_message_writes_nothing,
+    scenarios::a_stale_revision_is_a_conflict_and_writes_nothing,
+    scenarios::profiles_are_encrypted_at_rest_and_deleting_removes_them,
+    scenarios::two_settlements_racing_for_one_nonce_exactly_one_wins,
+    scenarios::a_crash_mid_transaction_leaves_no_half_written_state,
+    scenarios::corrupt_or_unknown_stored_state_is_reported_naming_the_row,
+    scenarios::the_money_audit_log_is_append_only,
+    outbox::n_workers_draining_the_outbox_execute_each_effect_once_in_key_order,
+    outbox::transient_failures_are_retried_after_their_backoff,
+    outbox::an_expired_lease_is_reclaimed_and_the_old_worker_loses_it,
+    outbox::an_effect_waits_for_earlier_effects_of_its_ordering_key,
+);
+
+/// Not a test of its own: the body of the crash test's child process. The parent runs this
+/// binary again with `--exact crash_child` and the environment below; the child commits and
+/// the fault hook ends the process in the middle of the transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_child() {
+    if let Ok(url) = std::env::var(scenarios::CRASH_CHILD_URL_VAR) {
+        scenarios::crash_child_commits_and_dies(&url).await;
+    }
+}
