@@ -45,12 +45,14 @@ both_backends!(
     outbox::an_effect_waits_for_earlier_effects_of_its_ordering_key,
 );
 
-/// Not a test of its own: the body of the crash test's child process. The parent runs this
-/// binary again with `--exact crash_child` and the environment below; the child commits and
-/// the fault hook ends the process in the middle of the transaction.
+/// Not a test of its own: the body of the crash test's child process, so it is ignored in
+/// normal runs. The parent runs this binary again with `--ignored --exact crash_child` and
+/// the environment below; the child commits and the fault hook ends the process in the
+/// middle of the transaction.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the crash test's child process; run by a_crash_mid_transaction_leaves_no_half_written_state"]
 async fn crash_child() {
-    if let Ok(url) = std::env::var(scenarios::CRASH_CHILD_URL_VAR) {
-        scenarios::crash_child_commits_and_dies(&url).await;
-    }
+    let url = std::env::var(scenarios::CRASH_CHILD_URL_VAR)
+        .expect("run only as the crash test's child process");
+    scenarios::crash_child_commits_and_dies(&url).await;
 }

@@ -413,7 +413,13 @@ pub async fn a_crash_mid_transaction_leaves_no_half_written_state(backend: Backe
     };
     let exe = std::env::current_exe().expect("test binary");
     let status = tokio::process::Command::new(exe)
-        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "crash_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CRASH_CHILD_URL_VAR, &db.url)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
