@@ -16,6 +16,7 @@ pub mod network;
 pub mod pii;
 pub mod ports;
 pub mod profile;
+pub mod settlement;
 pub mod wallet;
 pub mod x402;
 

@@ -59,7 +59,7 @@ impl VerifyPolicy {
 }
 
 /// A refused payment: the spec reason, a human explanation, and the claimed payer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("{reason}: {message}")]
 pub struct Refusal {
     pub reason: ReasonCode,
@@ -79,7 +79,7 @@ pub struct NonceKey {
 
 /// A payment whose fields and signature are right for the requirements. Not yet checked
 /// against the chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedPayment {
     pub x402_version: u8,
     pub payer: Address,
@@ -106,7 +106,7 @@ impl SignedPayment {
 }
 
 /// A payment that passed every rule, offline and on chain: ready to settle.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerifiedPayment(pub SignedPayment);
 
 impl std::ops::Deref for VerifiedPayment {

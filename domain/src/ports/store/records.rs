@@ -256,7 +256,7 @@ impl MoneyEventKind {
 }
 
 /// One line of the append-only money audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MoneyEvent {
     pub kind: MoneyEventKind,
     pub order_id: Key,
