@@ -10,6 +10,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod checkout;
 pub mod eip3009;
 pub mod money;
 pub mod network;

@@ -54,9 +54,7 @@ pub enum FulfilmentFailure {
     Rejected(String),
 }
 
-/// The machine's states. Each holds only what is valid in it. (Loaded from the store, handled
-/// once and written back: boxing the larger states would only add allocations.)
-#[allow(clippy::large_enum_variant)]
+/// The machine's states. Each holds only what is valid in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Settlement {
     AwaitingPayment(AwaitingPayment),
@@ -159,7 +157,6 @@ pub enum SettlementOutcome {
 }
 
 /// Everything that can happen to an order.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
     /// A payment that passed the offline rules against this order's offer.

@@ -17,7 +17,7 @@ use alloy_primitives::{Address, U256};
 pub const VALID_AFTER_BACKDATE_SECONDS: u64 = 600;
 
 /// A 402 answer as the client received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PaymentChallenge {
     V1(PaymentRequiredV1),
     V2(PaymentRequiredV2),

@@ -165,8 +165,6 @@ pub fn decode_payment_response(value: &str) -> Result<SettleResponse, HeaderErro
 
 /// Any x402 message, recognised by its shape (for tools such as `worldstore x402 decode`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-// Short-lived values decoded from one request: boxing would only add an allocation.
-#[allow(clippy::large_enum_variant)]
 #[serde(tag = "kind", content = "message")]
 pub enum AnyMessage {
     PaymentPayload(PaymentPayload),

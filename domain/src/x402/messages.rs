@@ -222,8 +222,6 @@ impl PaymentPayloadV2 {
 
 /// A payment payload of either version, told apart by `x402Version`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-// Short-lived values decoded from one request: boxing would only add an allocation.
-#[allow(clippy::large_enum_variant)]
 #[serde(untagged)]
 pub enum PaymentPayload {
     V1(PaymentPayloadV1),
