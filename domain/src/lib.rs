@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod checkout;
+pub mod conversation;
 pub mod eip3009;
 pub mod money;
 pub mod network;
