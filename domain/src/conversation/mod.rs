@@ -26,4 +26,4 @@ pub mod tools;
 
 pub use machine::*;
 pub use menus::{ActionItem, Menu, MenuKind};
-pub use tools::{ToolCall, ToolError, ToolProposal};
+pub use tools::{ToolCall, ToolError, ToolProposal, ToolSpec, tool_specs};

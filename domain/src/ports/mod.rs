@@ -4,4 +4,5 @@
 //! (transient: retry with backoff; rejected/conflict: fed back into a machine; fatal).
 //! Adapters in `worldstore-adapters` implement them; nothing here performs I/O.
 
+pub mod brain;
 pub mod store;
