@@ -11,4 +11,4 @@ pub mod crossmint;
 pub mod sandbox_commerce;
 pub mod serpapi;
 
-mod retry;
+pub mod retry;
