@@ -14,6 +14,7 @@ pub mod eip3009;
 pub mod money;
 pub mod network;
 pub mod pii;
+pub mod ports;
 pub mod profile;
 pub mod wallet;
 pub mod x402;
