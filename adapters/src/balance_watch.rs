@@ -2,11 +2,11 @@
 //! any RPC (one `eth_call` per poll, none of the log-filter support that public endpoints
 //! often lack) and quick to notice a deposit that lands soon after the watch starts.
 
+use alloy_primitives::U256;
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 use worldstore_domain::ports::chain::{BalanceWatch, ChainError};
-use alloy_primitives::U256;
 
 /// The longest pause between two polls.
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(10);

@@ -50,11 +50,16 @@ pub fn transfer_call(to: Address, value: U256) -> Bytes {
 }
 
 /// Whether `logs` hold `Transfer(from, to, value)` emitted by the token.
-pub fn has_transfer_log<'a>(logs: impl IntoIterator<Item = &'a Log>, expected: &UsdcTransfer) -> bool {
+pub fn has_transfer_log<'a>(
+    logs: impl IntoIterator<Item = &'a Log>,
+    expected: &UsdcTransfer,
+) -> bool {
     logs.into_iter().any(|log| {
         log.address == expected.token
             && IUsdc::Transfer::decode_log(log).is_ok_and(|event| {
-                event.from == expected.from && event.to == expected.to && event.value == expected.value
+                event.from == expected.from
+                    && event.to == expected.to
+                    && event.value == expected.value
             })
     })
 }
@@ -62,6 +67,10 @@ pub fn has_transfer_log<'a>(logs: impl IntoIterator<Item = &'a Log>, expected: &
 /// The reason string of revert data (`Error(string)`, a panic code or a custom error),
 /// or a hex dump when it cannot be decoded.
 pub fn revert_reason(data: &[u8]) -> String {
-    alloy::sol_types::decode_revert_reason(data)
-        .unwrap_or_else(|| format!("undecodable revert data 0x{}", alloy_primitives::hex::encode(data)))
+    alloy::sol_types::decode_revert_reason(data).unwrap_or_else(|| {
+        format!(
+            "undecodable revert data 0x{}",
+            alloy_primitives::hex::encode(data)
+        )
+    })
 }

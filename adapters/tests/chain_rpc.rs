@@ -35,11 +35,16 @@ async fn world_with(edit: impl FnOnce(&mut RpcChainConfig)) -> Option<World> {
     let anvil = Anvil::spawn()?;
     let buyer = signer(BUYER_KEY).address();
     let facilitator = signer(FACILITATOR_KEY).address();
-    let token = deploy_fiat_token(&anvil.url, &[(buyer, usdc(100)), (facilitator, usdc(100))]).await;
+    let token =
+        deploy_fiat_token(&anvil.url, &[(buyer, usdc(100)), (facilitator, usdc(100))]).await;
     let mut config = config(&anvil, &token);
     edit(&mut config);
     let chain = RpcChain::connect(config).await.expect("connects");
-    Some(World { anvil, token, chain })
+    Some(World {
+        anvil,
+        token,
+        chain,
+    })
 }
 
 async fn world() -> Option<World> {
@@ -48,7 +53,15 @@ async fn world() -> Option<World> {
 
 fn buyer_payment(world: &World, value: U256, window: (u64, u64), nonce: u8) -> SignedPayment {
     let buyer = signer(BUYER_KEY);
-    payment(&world.token, &buyer, buyer.address(), TREASURY, value, window, nonce)
+    payment(
+        &world.token,
+        &buyer,
+        buyer.address(),
+        TREASURY,
+        value,
+        window,
+        nonce,
+    )
 }
 
 fn open_window() -> (u64, u64) {
@@ -72,7 +85,12 @@ async fn balances_code_and_token_facts_are_read_from_the_real_usdc() {
 async fn a_valid_authorization_simulates_settles_and_shows_its_transfer_log() {
     let Some(w) = world().await else { return };
     let p = buyer_payment(&w, usdc(3), open_window(), 1);
-    assert!(!w.chain.authorization_used(p.payer, p.authorization.nonce).await.unwrap());
+    assert!(
+        !w.chain
+            .authorization_used(p.payer, p.authorization.nonce)
+            .await
+            .unwrap()
+    );
     let facts = w.chain.chain_facts(&p).await.unwrap();
     assert_eq!(facts.simulation, Simulation::Succeeded);
     let verified = check_chain(p.clone(), &facts).expect("verifies");
@@ -81,13 +99,21 @@ async fn a_valid_authorization_simulates_settles_and_shows_its_transfer_log() {
         panic!("automine gives a receipt at once")
     };
     assert_eq!(confirmed.transfer, UsdcTransfer::of_payment(&p));
-    assert!(w.chain.authorization_used(p.payer, p.authorization.nonce).await.unwrap());
+    assert!(
+        w.chain
+            .authorization_used(p.payer, p.authorization.nonce)
+            .await
+            .unwrap()
+    );
     assert_eq!(w.chain.usdc_balance(TREASURY).await.unwrap(), usdc(3));
     // Settling again reconciles the same transaction instead of broadcasting.
     let again = w.chain.settle(&verified).await.unwrap();
     assert_eq!(again.tx_hash(), confirmed.tx_hash);
     // A receipt for some other transfer is refused.
-    let wrong = UsdcTransfer { value: usdc(4), ..confirmed.transfer };
+    let wrong = UsdcTransfer {
+        value: usdc(4),
+        ..confirmed.transfer
+    };
     assert!(matches!(
         w.chain.reconcile(confirmed.tx_hash, wrong).await,
         Err(ChainError::TransferLogMissing { .. })
@@ -101,14 +127,33 @@ async fn each_kind_of_revert_maps_to_its_reason_code() {
     let other = signer(DEPLOYER_KEY);
     let buyer = signer(BUYER_KEY).address();
     let cases: Vec<(&str, SignedPayment, ReasonCode)> = vec![
-        ("expired", buyer_payment(&w, usdc(1), (0, now - 10), 2), ReasonCode::InvalidValidBefore),
-        ("not yet valid", buyer_payment(&w, usdc(1), (now + 3600, now + 7200), 3), ReasonCode::InvalidValidAfter),
-        ("bad signature", payment(&w.token, &other, buyer, TREASURY, usdc(1), open_window(), 4), ReasonCode::InvalidSignature),
-        ("insufficient balance", buyer_payment(&w, usdc(1000), open_window(), 5), ReasonCode::InsufficientFunds),
+        (
+            "expired",
+            buyer_payment(&w, usdc(1), (0, now - 10), 2),
+            ReasonCode::InvalidValidBefore,
+        ),
+        (
+            "not yet valid",
+            buyer_payment(&w, usdc(1), (now + 3600, now + 7200), 3),
+            ReasonCode::InvalidValidAfter,
+        ),
+        (
+            "bad signature",
+            payment(&w.token, &other, buyer, TREASURY, usdc(1), open_window(), 4),
+            ReasonCode::InvalidSignature,
+        ),
+        (
+            "insufficient balance",
+            buyer_payment(&w, usdc(1000), open_window(), 5),
+            ReasonCode::InsufficientFunds,
+        ),
     ];
     for (name, p, reason) in cases {
         let facts = w.chain.chain_facts(&p).await.unwrap();
-        assert!(matches!(facts.simulation, Simulation::Reverted(_)), "{name}: {facts:?}");
+        assert!(
+            matches!(facts.simulation, Simulation::Reverted(_)),
+            "{name}: {facts:?}"
+        );
         let refusal = check_chain(p, &facts).expect_err(name);
         assert_eq!(refusal.reason, reason, "{name}: {refusal}");
     }
@@ -117,24 +162,43 @@ async fn each_kind_of_revert_maps_to_its_reason_code() {
     w.chain.settle(&VerifiedPayment(p.clone())).await.unwrap();
     let facts = w.chain.chain_facts(&p).await.unwrap();
     assert_eq!(facts.nonce, NonceState::UsedOnChain);
-    assert_eq!(check_chain(p, &facts).unwrap_err().reason, ReasonCode::InvalidTransactionState);
+    assert_eq!(
+        check_chain(p, &facts).unwrap_err().reason,
+        ReasonCode::InvalidTransactionState
+    );
 }
 
 #[tokio::test]
 async fn a_late_receipt_gives_pending_and_a_retry_reconciles_without_a_second_broadcast() {
-    let Some(w) = world_with(|c| c.receipt_timeout = Duration::from_millis(300)).await else { return };
+    let Some(w) = world_with(|c| c.receipt_timeout = Duration::from_millis(300)).await else {
+        return;
+    };
     let provider = wallet_provider(&w.anvil.url, DEPLOYER_KEY);
-    let () = provider.raw_request("evm_setAutomine".into(), (false,)).await.unwrap();
+    let () = provider
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
     let facilitator = signer(FACILITATOR_KEY).address();
-    let nonce_before = provider.get_transaction_count(facilitator).pending().await.unwrap();
+    let nonce_before = provider
+        .get_transaction_count(facilitator)
+        .pending()
+        .await
+        .unwrap();
 
     let verified = VerifiedPayment(buyer_payment(&w, usdc(2), open_window(), 7));
     let Settlement::Pending { tx_hash } = w.chain.settle(&verified).await.unwrap() else {
         panic!("no block is mined, so the receipt cannot arrive")
     };
-    assert_eq!(w.chain.settle(&verified).await.unwrap(), Settlement::Pending { tx_hash });
     assert_eq!(
-        provider.get_transaction_count(facilitator).pending().await.unwrap(),
+        w.chain.settle(&verified).await.unwrap(),
+        Settlement::Pending { tx_hash }
+    );
+    assert_eq!(
+        provider
+            .get_transaction_count(facilitator)
+            .pending()
+            .await
+            .unwrap(),
         nonce_before + 1,
         "exactly one transaction was broadcast"
     );
@@ -145,10 +209,16 @@ async fn a_late_receipt_gives_pending_and_a_retry_reconciles_without_a_second_br
     };
     assert_eq!(confirmed.tx_hash, tx_hash);
     assert_eq!(
-        w.chain.reconcile(tx_hash, UsdcTransfer::of_payment(&verified)).await.unwrap(),
+        w.chain
+            .reconcile(tx_hash, UsdcTransfer::of_payment(&verified))
+            .await
+            .unwrap(),
         Settlement::Confirmed(confirmed)
     );
-    assert_eq!(provider.get_transaction_count(facilitator).await.unwrap(), nonce_before + 1);
+    assert_eq!(
+        provider.get_transaction_count(facilitator).await.unwrap(),
+        nonce_before + 1
+    );
 }
 
 #[tokio::test]
@@ -175,36 +245,69 @@ async fn parallel_settlements_from_one_signer_get_consecutive_nonces() {
     assert_eq!(chain.usdc_balance(TREASURY).await.unwrap(), usdc(8));
 }
 
-fn buyer_payment_of(token: &worldstore_domain::UsdcDeployment, value: U256, nonce: u8) -> SignedPayment {
+fn buyer_payment_of(
+    token: &worldstore_domain::UsdcDeployment,
+    value: U256,
+    nonce: u8,
+) -> SignedPayment {
     let buyer = signer(BUYER_KEY);
-    payment(token, &buyer, buyer.address(), TREASURY, value, open_window(), nonce)
+    payment(
+        token,
+        &buyer,
+        buyer.address(),
+        TREASURY,
+        value,
+        open_window(),
+        nonce,
+    )
 }
 
 #[tokio::test]
 async fn a_gas_payer_below_the_floor_is_refused_with_a_clear_error_that_holds_no_key() {
     let floor = U256::from(10u64).pow(U256::from(30u64));
-    let Some(w) = world_with(|c| c.gas_floor_wei = floor).await else { return };
+    let Some(w) = world_with(|c| c.gas_floor_wei = floor).await else {
+        return;
+    };
     let verified = VerifiedPayment(buyer_payment(&w, usdc(1), open_window(), 9));
     let error = w.chain.settle(&verified).await.unwrap_err();
     assert!(matches!(error, ChainError::GasBelowFloor { .. }), "{error}");
     assert_eq!(error.class(), ErrorClass::Fatal);
     let text = format!("{error} {error:?} {:?}", w.chain);
     assert!(text.contains("below the configured floor"), "{text}");
-    assert!(!text.to_lowercase().contains(&FACILITATOR_KEY[2..]), "key leaked: {text}");
-    assert!(!w.chain.authorization_used(verified.payer, verified.authorization.nonce).await.unwrap());
+    assert!(
+        !text.to_lowercase().contains(&FACILITATOR_KEY[2..]),
+        "key leaked: {text}"
+    );
+    assert!(
+        !w.chain
+            .authorization_used(verified.payer, verified.authorization.nonce)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
 async fn a_configured_eip712_domain_that_differs_from_the_token_fails_start_up() {
     let Some(anvil) = Anvil::spawn() else { return };
     let token = deploy_fiat_token(&anvil.url, &[]).await;
-    let wrong = worldstore_domain::UsdcDeployment { eip712_name: "USD Coin".to_owned(), ..token.clone() };
+    let wrong = worldstore_domain::UsdcDeployment {
+        eip712_name: "USD Coin".to_owned(),
+        ..token.clone()
+    };
     let error = RpcChain::connect(config(&anvil, &wrong)).await.unwrap_err();
     assert!(matches!(error, ChainError::TokenMismatch { .. }), "{error}");
-    assert!(error.to_string().contains(r#"name "USDC" version "2""#), "{error}");
+    assert!(
+        error.to_string().contains(r#"name "USDC" version "2""#),
+        "{error}"
+    );
 
-    let no_code = worldstore_domain::UsdcDeployment { address: TREASURY, ..token };
-    let error = RpcChain::connect(config(&anvil, &no_code)).await.unwrap_err();
+    let no_code = worldstore_domain::UsdcDeployment {
+        address: TREASURY,
+        ..token
+    };
+    let error = RpcChain::connect(config(&anvil, &no_code))
+        .await
+        .unwrap_err();
     assert!(error.to_string().contains("no contract code"), "{error}");
 }
 
@@ -212,11 +315,16 @@ async fn a_configured_eip712_domain_that_differs_from_the_token_fails_start_up()
 async fn refunds_move_usdc_from_the_treasury_and_watches_see_incoming_funds() {
     let Some(w) = world().await else { return };
     let customer = address!("0xC057000000000000000000000000000000000C05");
-    let watch = w.chain.watch_usdc_balance(customer, usdc(5), Duration::from_millis(100)).await.unwrap();
+    let watch = w
+        .chain
+        .watch_usdc_balance(customer, usdc(5), Duration::from_millis(100))
+        .await
+        .unwrap();
     assert_eq!(watch, BalanceWatch::TimedOut(U256::ZERO));
 
     let (watch, refund) = tokio::join!(
-        w.chain.watch_usdc_balance(customer, usdc(5), Duration::from_secs(10)),
+        w.chain
+            .watch_usdc_balance(customer, usdc(5), Duration::from_secs(10)),
         async {
             tokio::time::sleep(Duration::from_millis(50)).await;
             w.chain.transfer_usdc(customer, usdc(5)).await

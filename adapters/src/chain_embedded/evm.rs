@@ -78,7 +78,13 @@ impl SandboxEvm {
             .load_account(owner)
             .map(|account| account.info.clone())
             .unwrap_or_default();
-        db.insert_account_info(owner, AccountInfo { balance: wei, ..info });
+        db.insert_account_info(
+            owner,
+            AccountInfo {
+                balance: wei,
+                ..info
+            },
+        );
     }
 
     pub(super) fn balance(&mut self, owner: Address) -> Result<U256, ChainError> {
@@ -102,7 +108,11 @@ impl SandboxEvm {
 
     /// An EVM over the state for one block. revm's EVM is not `Send` (it shares interpreter
     /// memory through `Rc`), so it is built per execution; only the state is kept.
-    fn evm(&mut self, number: u64, timestamp: u64) -> MainnetEvm<MainnetContext<&mut CacheDB<EmptyDB>>> {
+    fn evm(
+        &mut self,
+        number: u64,
+        timestamp: u64,
+    ) -> MainnetEvm<MainnetContext<&mut CacheDB<EmptyDB>>> {
         let chain_id = self.chain_id;
         Context::mainnet()
             .with_db(&mut self.db)
@@ -140,12 +150,16 @@ impl SandboxEvm {
                 };
                 (None, output, logs)
             }
-            ExecutionResult::Revert { output, .. } => {
-                (Some(crate::usdc::revert_reason(&output)), Bytes::new(), Vec::new())
-            }
-            ExecutionResult::Halt { reason, .. } => {
-                (Some(format!("halted: {reason:?}")), Bytes::new(), Vec::new())
-            }
+            ExecutionResult::Revert { output, .. } => (
+                Some(crate::usdc::revert_reason(&output)),
+                Bytes::new(),
+                Vec::new(),
+            ),
+            ExecutionResult::Halt { reason, .. } => (
+                Some(format!("halted: {reason:?}")),
+                Bytes::new(),
+                Vec::new(),
+            ),
         };
         Executed {
             tx_hash,

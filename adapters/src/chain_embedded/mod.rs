@@ -100,7 +100,9 @@ impl EmbeddedChain {
         };
         let executed = evm.commit(SANDBOX_MINTER, token.address, init.abi_encode().into(), now)?;
         if let Some(reason) = executed.revert {
-            return Err(ChainError::Rpc(format!("sandbox token initialization failed: {reason}")));
+            return Err(ChainError::Rpc(format!(
+                "sandbox token initialization failed: {reason}"
+            )));
         }
         Ok(Self {
             evm: Mutex::new(evm),
@@ -126,9 +128,12 @@ impl EmbeddedChain {
     pub fn mint(&self, to: Address, value: U256) -> Result<Confirmed, ChainError> {
         let call = IUsdc::mintCall { to, amount: value };
         let now = self.now();
-        let executed = self
-            .lock()?
-            .commit(SANDBOX_MINTER, self.token.address, call.abi_encode().into(), now)?;
+        let executed = self.lock()?.commit(
+            SANDBOX_MINTER,
+            self.token.address,
+            call.abi_encode().into(),
+            now,
+        )?;
         let expected = UsdcTransfer {
             token: self.token.address,
             from: Address::ZERO,
@@ -154,9 +159,12 @@ impl EmbeddedChain {
 
     fn view<C: SolCall>(&self, call: C) -> Result<C::Return, ChainError> {
         let now = self.now();
-        let executed = self
-            .lock()?
-            .call(Address::ZERO, self.token.address, call.abi_encode().into(), now)?;
+        let executed = self.lock()?.call(
+            Address::ZERO,
+            self.token.address,
+            call.abi_encode().into(),
+            now,
+        )?;
         if let Some(reason) = executed.revert {
             return Err(ChainError::WouldRevert(reason));
         }
@@ -164,7 +172,11 @@ impl EmbeddedChain {
             .map_err(|e| ChainError::Rpc(format!("sandbox token answered undecodable data: {e}")))
     }
 
-    fn submit(&self, data: alloy_primitives::Bytes, expected: UsdcTransfer) -> Result<Settlement, ChainError> {
+    fn submit(
+        &self,
+        data: alloy_primitives::Bytes,
+        expected: UsdcTransfer,
+    ) -> Result<Settlement, ChainError> {
         let now = self.now();
         let mut evm = self.lock()?;
         let balance = evm.balance(self.gas_payer)?;
@@ -262,7 +274,9 @@ impl Chain for EmbeddedChain {
         }
         let now = self.now();
         let data = usdc::transfer_with_authorization_call(payment);
-        let executed = self.lock()?.call(self.gas_payer, self.token.address, data, now)?;
+        let executed = self
+            .lock()?
+            .call(self.gas_payer, self.token.address, data, now)?;
         let a = &payment.authorization;
         let used = self.view(IUsdc::authorizationStateCall {
             authorizer: a.from,
@@ -290,7 +304,11 @@ impl Chain for EmbeddedChain {
         )
     }
 
-    async fn reconcile(&self, tx_hash: TxHash, expected: UsdcTransfer) -> Result<Settlement, ChainError> {
+    async fn reconcile(
+        &self,
+        tx_hash: TxHash,
+        expected: UsdcTransfer,
+    ) -> Result<Settlement, ChainError> {
         let executed = self
             .lock()?
             .receipt(tx_hash)

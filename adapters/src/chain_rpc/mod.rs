@@ -115,7 +115,9 @@ pub(crate) fn rpc_error(error: TransportError) -> ChainError {
             }
             None => ChainError::Rpc(payload.to_string()),
         },
-        RpcError::Transport(kind) if kind.is_retry_err() => ChainError::Unavailable(error.to_string()),
+        RpcError::Transport(kind) if kind.is_retry_err() => {
+            ChainError::Unavailable(error.to_string())
+        }
         RpcError::Transport(_) => ChainError::Unavailable(error.to_string()),
         _ => ChainError::Rpc(error.to_string()),
     }
@@ -222,7 +224,10 @@ impl RpcChain {
     }
 
     /// Checks a receipt against the expected transfer.
-    fn judge(receipt: &TransactionReceipt, expected: UsdcTransfer) -> Result<Settlement, ChainError> {
+    fn judge(
+        receipt: &TransactionReceipt,
+        expected: UsdcTransfer,
+    ) -> Result<Settlement, ChainError> {
         let tx_hash = receipt.transaction_hash;
         if !receipt.status() {
             return Err(ChainError::Failed {
@@ -326,7 +331,11 @@ impl Chain for RpcChain {
     }
 
     async fn has_code(&self, address: Address) -> Result<bool, ChainError> {
-        let code = self.provider.get_code_at(address).await.map_err(rpc_error)?;
+        let code = self
+            .provider
+            .get_code_at(address)
+            .await
+            .map_err(rpc_error)?;
         Ok(!code.is_empty())
     }
 

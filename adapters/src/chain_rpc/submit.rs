@@ -53,7 +53,12 @@ impl Submitter {
             .with_to(to)
             .with_input(data);
         let (gas, fees) = tokio::try_join!(
-            async { provider.estimate_gas(request.clone()).await.map_err(rpc_error) },
+            async {
+                provider
+                    .estimate_gas(request.clone())
+                    .await
+                    .map_err(rpc_error)
+            },
             async { provider.estimate_eip1559_fees().await.map_err(rpc_error) },
         )?;
         let request = request

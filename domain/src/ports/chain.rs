@@ -68,7 +68,9 @@ pub enum ChainError {
         tx_hash: TxHash,
         reason: Option<String>,
     },
-    #[error("transaction {tx_hash} succeeded but holds no Transfer({from}, {to}, {value}) log of the token")]
+    #[error(
+        "transaction {tx_hash} succeeded but holds no Transfer({from}, {to}, {value}) log of the token"
+    )]
     TransferLogMissing {
         tx_hash: TxHash,
         from: Address,
@@ -136,7 +138,9 @@ pub struct Confirmed {
 pub enum Settlement {
     Confirmed(Confirmed),
     /// Broadcast, but no receipt yet (x402 `settlement_pending`): reconcile this hash later.
-    Pending { tx_hash: TxHash },
+    Pending {
+        tx_hash: TxHash,
+    },
 }
 
 impl Settlement {
@@ -179,7 +183,8 @@ pub trait Chain: Send + Sync {
     fn usdc_balance(&self, owner: Address)
     -> impl Future<Output = Result<U256, ChainError>> + Send;
 
-    fn balances(&self, owner: Address) -> impl Future<Output = Result<Balances, ChainError>> + Send;
+    fn balances(&self, owner: Address)
+    -> impl Future<Output = Result<Balances, ChainError>> + Send;
 
     /// Whether `authorizationState(from, nonce)` is true (used or canceled).
     fn authorization_used(
