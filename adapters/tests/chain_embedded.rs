@@ -6,7 +6,7 @@ use alloy_primitives::{Address, U256, address};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use support::{BUYER_KEY, DEPLOYER_KEY, payment, signer, usdc};
+use support::{BUYER_KEY, DEPLOYER_KEY, paid_through_x402, payment, signer, usdc};
 use worldstore_adapters::chain_embedded::{EmbeddedChain, EmbeddedChainConfig};
 use worldstore_domain::network::Network;
 use worldstore_domain::ports::chain::{BalanceWatch, Chain, ChainError, Settlement, UsdcTransfer};
@@ -198,4 +198,39 @@ fn the_sandbox_chain_is_shared_across_threads() {
         ));
     }
     assert_eq!(s.chain.block_number().unwrap(), 2 + 4);
+}
+
+#[tokio::test]
+async fn a_buyer_configured_for_base_sepolia_pays_the_sandbox_through_x402() {
+    let s = sandbox();
+    let buyer = signer(BUYER_KEY);
+    let p = paid_through_x402(
+        &Network::BaseSepolia.usdc(),
+        &buyer,
+        TREASURY,
+        usdc(7),
+        START,
+        42,
+    );
+    let facts = s.chain.chain_facts(&p).await.unwrap();
+    let verified = check_chain(p, &facts).expect("the sandbox token accepts it");
+    assert!(matches!(
+        s.chain.settle(&verified).await.unwrap(),
+        Settlement::Confirmed(_)
+    ));
+    assert_eq!(s.chain.usdc_balance(TREASURY).await.unwrap(), usdc(7));
+}
+
+#[tokio::test]
+async fn balances_are_read_on_every_configured_network() {
+    let (a, b) = (sandbox(), sandbox());
+    b.chain.mint(TREASURY, usdc(2)).unwrap();
+    let all =
+        worldstore_adapters::chain_rpc::balances_everywhere(&[a.chain, b.chain], TREASURY).await;
+    let usdc_seen: Vec<U256> = all.iter().map(|(_, r)| r.as_ref().unwrap().usdc).collect();
+    assert_eq!(usdc_seen, vec![U256::ZERO, usdc(2)]);
+    assert!(
+        all.iter()
+            .all(|(n, r)| *n == Network::BaseSepolia && r.as_ref().unwrap().gas > U256::ZERO)
+    );
 }

@@ -337,3 +337,23 @@ async fn refunds_move_usdc_from_the_treasury_and_watches_see_incoming_funds() {
         Err(ChainError::WouldRevert(_))
     ));
 }
+
+#[tokio::test]
+async fn a_payment_made_through_x402_settles_on_circles_usdc() {
+    let Some(w) = world().await else { return };
+    let p = paid_through_x402(
+        &w.token,
+        &signer(BUYER_KEY),
+        TREASURY,
+        usdc(7),
+        unix_now(),
+        42,
+    );
+    let facts = w.chain.chain_facts(&p).await.unwrap();
+    let verified = check_chain(p, &facts).expect("FiatTokenV2_2 accepts it");
+    assert!(matches!(
+        w.chain.settle(&verified).await.unwrap(),
+        Settlement::Confirmed(_)
+    ));
+    assert_eq!(w.chain.usdc_balance(TREASURY).await.unwrap(), usdc(7));
+}

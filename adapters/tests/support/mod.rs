@@ -314,3 +314,46 @@ pub fn payment(
         signing_hash,
     }
 }
+
+/// A payment made the way a real buyer and facilitator make it: the merchant's v2 402
+/// answer for `value` to `pay_to`, read and signed by the buyer with
+/// `x402::client::sign_payment`, sent as a header, decoded and checked offline.
+pub fn paid_through_x402(
+    token: &UsdcDeployment,
+    buyer: &LocalSigner,
+    pay_to: Address,
+    value: U256,
+    now: u64,
+    nonce: u8,
+) -> SignedPayment {
+    use worldstore_domain::UsdcAmount;
+    use worldstore_domain::x402::client::{PaymentChallenge, sign_payment};
+    use worldstore_domain::x402::{
+        PaymentOffer, PaymentRequiredAnswer, PaymentRequirements, VerifyPolicy, check_offline,
+        header,
+    };
+    let offer = PaymentOffer {
+        resource: "http://127.0.0.1:8080/api/orders/ord_1".into(),
+        description: "Order ord_1".into(),
+        mime_type: "application/json".into(),
+        token: token.clone(),
+        amount: UsdcAmount::from_atomic(u128::try_from(value).expect("small amount")),
+        pay_to,
+        max_timeout_seconds: 300,
+        extra: Default::default(),
+    };
+    let answer = PaymentRequiredAnswer::new("Payment required", std::slice::from_ref(&offer));
+    let challenge =
+        PaymentChallenge::from_response(Some(&answer.header_value()), b"").expect("402 answer");
+    let payment =
+        sign_payment(buyer, &challenge, 0, token, Nonce::new([nonce; 32]), now).expect("offer 0");
+    let received = header::decode_payment_signature(&payment.header_value()).expect("header");
+    let policy = VerifyPolicy::new(vec![token.clone()]);
+    check_offline(
+        &received,
+        &PaymentRequirements::V2(offer.requirements_v2()),
+        &policy,
+        now,
+    )
+    .expect("passes the offline rules")
+}
