@@ -106,6 +106,18 @@ async fn anvil_timings() {
         assert!(status.success(), "cast send failed");
     }
     summary("anvil: cast send (process start -> receipt)", by_cast);
+    let mut cast_start = Vec::new();
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let status = Command::new(&cast)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("cast runs");
+        cast_start.push(started.elapsed());
+        assert!(status.success());
+    }
+    summary("cast --version (process start alone)", cast_start);
     assert_eq!(
         chain.usdc_balance(TREASURY).await.expect("balance"),
         usdc(2 * RUNS as u64)

@@ -104,14 +104,29 @@ impl EmbeddedChain {
                 "sandbox token initialization failed: {reason}"
             )));
         }
-        Ok(Self {
+        let chain = Self {
             evm: Mutex::new(evm),
             token,
             gas_payer: config.gas_payer,
             gas_floor_wei: config.gas_floor_wei,
             clock: config.clock,
             poll_interval: config.poll_interval,
-        })
+        };
+        // The same start-up check as `chain_rpc`: the token's own EIP-712 domain must be
+        // the configured one, or every signature would be refused.
+        let name = chain.view(IUsdc::nameCall {})?;
+        let version = chain.view(IUsdc::versionCall {})?;
+        if name != chain.token.eip712_name || version != chain.token.eip712_version {
+            return Err(ChainError::TokenMismatch {
+                network: chain.token.network,
+                token: chain.token.address,
+                problem: format!(
+                    "the sandbox token's EIP-712 domain is name {name:?} version {version:?}, the configuration says name {:?} version {:?}",
+                    chain.token.eip712_name, chain.token.eip712_version
+                ),
+            });
+        }
+        Ok(chain)
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, SandboxEvm>, ChainError> {

@@ -358,7 +358,8 @@ impl Chain for RpcChain {
             .await?;
         if simulation == Simulation::Succeeded {
             // The transfer would succeed, so the payer holds at least `value` and the nonce
-            // is unused: no further reads are needed.
+            // is unused: no further reads are needed. `payer_balance` is then that proven
+            // lower bound, not the exact balance.
             return Ok(ChainFacts {
                 token_has_code,
                 payer_balance: payment.authorization.value,

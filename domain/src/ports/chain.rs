@@ -229,3 +229,45 @@ pub trait Chain: Send + Sync {
         timeout: Duration,
     ) -> impl Future<Output = Result<BalanceWatch, ChainError>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_whether_to_retry_feed_back_or_stop() {
+        let hash = B256::repeat_byte(1);
+        assert_eq!(
+            ChainError::Unavailable("refused".into()).class(),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            ChainError::WouldRevert("expired".into()).class(),
+            ErrorClass::Rejected
+        );
+        assert_eq!(
+            ChainError::UnknownTransaction(hash).class(),
+            ErrorClass::Rejected
+        );
+        let floor = ChainError::GasBelowFloor {
+            payer: Address::repeat_byte(2),
+            balance: U256::from(1u8),
+            floor: U256::from(2u8),
+        };
+        assert_eq!(floor.class(), ErrorClass::Fatal);
+        assert!(floor.to_string().contains("top it up"), "{floor}");
+    }
+
+    #[test]
+    fn a_failed_transaction_names_its_hash_and_reason() {
+        let error = ChainError::Failed {
+            tx_hash: B256::repeat_byte(0xab),
+            reason: Some("FiatTokenV2: authorization is expired".into()),
+        };
+        let text = error.to_string();
+        assert!(
+            text.contains("0xabab") && text.ends_with(": FiatTokenV2: authorization is expired"),
+            "{text}"
+        );
+    }
+}

@@ -1,6 +1,8 @@
 // Compiles SandboxUSDC.sol with solc-js (npm `solc`, pinned in tools/evm) into
 // SandboxUSDC.json: { contractName, compiler, abi, bytecode, deployedBytecode }.
 // Run: node adapters/src/chain_embedded/token/compile.mjs   (after `npm ci` in tools/evm)
+// With --check it writes nothing and fails if the committed artifact is not what the
+// source compiles to (scripts/test-all runs this).
 import { createRequire } from 'node:module';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -31,5 +33,15 @@ const artifact = {
   bytecode: `0x${contract.evm.bytecode.object}`,
   deployedBytecode: `0x${contract.evm.deployedBytecode.object}`,
 };
-writeFileSync(join(here, 'SandboxUSDC.json'), `${JSON.stringify(artifact, null, 2)}\n`);
+const text = `${JSON.stringify(artifact, null, 2)}\n`;
+const target = join(here, 'SandboxUSDC.json');
+if (process.argv.includes('--check')) {
+  if (readFileSync(target, 'utf8') !== text) {
+    console.error('SandboxUSDC.json is stale: run node adapters/src/chain_embedded/token/compile.mjs and commit it');
+    process.exit(1);
+  }
+  console.log('SandboxUSDC.json matches SandboxUSDC.sol');
+  process.exit(0);
+}
+writeFileSync(target, text);
 console.log(`SandboxUSDC.json written (${contract.evm.deployedBytecode.object.length / 2} bytes of runtime code)`);
