@@ -357,3 +357,37 @@ async fn a_payment_made_through_x402_settles_on_circles_usdc() {
     ));
     assert_eq!(w.chain.usdc_balance(TREASURY).await.unwrap(), usdc(7));
 }
+
+#[tokio::test]
+async fn two_concurrent_settles_of_one_authorization_broadcast_once() {
+    let Some(w) = world().await else { return };
+    let provider = wallet_provider(&w.anvil.url, DEPLOYER_KEY);
+    let facilitator = signer(FACILITATOR_KEY).address();
+    let before = provider.get_transaction_count(facilitator).await.unwrap();
+    let verified = VerifiedPayment(buyer_payment(&w, usdc(2), open_window(), 11));
+    let (first, second) = tokio::join!(w.chain.settle(&verified), w.chain.settle(&verified));
+    let outcomes = [first, second];
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| matches!(o, Ok(Settlement::Confirmed(_)))),
+        "{outcomes:?}"
+    );
+    for outcome in &outcomes {
+        match outcome {
+            Ok(Settlement::Confirmed(_)) => {}
+            Err(e) => assert_eq!(e.class(), ErrorClass::Transient, "{e}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        provider.get_transaction_count(facilitator).await.unwrap(),
+        before + 1
+    );
+    assert_eq!(w.chain.usdc_balance(TREASURY).await.unwrap(), usdc(2));
+    // Once settled, a retry reconciles the one transaction.
+    assert!(matches!(
+        w.chain.settle(&verified).await,
+        Ok(Settlement::Confirmed(_))
+    ));
+}

@@ -11,6 +11,7 @@ use revm::state::{AccountInfo, Bytecode};
 use revm::{Context, Database, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
 use std::collections::HashMap;
 use worldstore_domain::ports::chain::{ChainError, TxHash};
+use worldstore_domain::x402::NonceKey;
 
 /// Gas limit of every sandbox transaction (a `transferWithAuthorization` needs ~85k).
 const TX_GAS_LIMIT: u64 = 1_000_000;
@@ -35,6 +36,8 @@ pub(super) struct SandboxEvm {
     block_number: u64,
     timestamp: u64,
     receipts: HashMap<TxHash, Executed>,
+    /// The transaction that settled each authorization.
+    settlements: HashMap<NonceKey, TxHash>,
 }
 
 fn runtime_code() -> Result<Bytes, ChainError> {
@@ -65,6 +68,7 @@ impl SandboxEvm {
             block_number: 0,
             timestamp: now,
             receipts: HashMap::new(),
+            settlements: HashMap::new(),
         })
     }
 
@@ -95,6 +99,17 @@ impl SandboxEvm {
     pub(super) fn has_code(&mut self, address: Address) -> Result<bool, ChainError> {
         let info = self.db.basic(address).map_err(internal)?;
         Ok(info.is_some_and(|i| !i.is_empty_code_hash()))
+    }
+
+    pub(super) fn settled(&self, key: &NonceKey) -> Option<Executed> {
+        self.settlements
+            .get(key)
+            .and_then(|hash| self.receipts.get(hash))
+            .cloned()
+    }
+
+    pub(super) fn remember_settlement(&mut self, key: NonceKey, tx_hash: TxHash) {
+        self.settlements.insert(key, tx_hash);
     }
 
     pub(super) fn receipt(&self, tx_hash: TxHash) -> Option<Executed> {

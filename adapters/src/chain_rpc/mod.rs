@@ -293,6 +293,31 @@ impl RpcChain {
     }
 }
 
+/// Removes a `Submitting` entry unless the broadcast was recorded, so a settle that fails
+/// or is cancelled before broadcasting leaves the authorization free to settle again.
+struct SubmittingGuard<'a> {
+    chain: &'a RpcChain,
+    key: NonceKey,
+    armed: bool,
+}
+
+impl SubmittingGuard<'_> {
+    fn sent(mut self, tx_hash: TxHash) {
+        self.armed = false;
+        if let Ok(mut map) = self.chain.in_flight.lock() {
+            map.insert(self.key, InFlight::Sent(tx_hash));
+        }
+    }
+}
+
+impl Drop for SubmittingGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.chain.forget(&self.key);
+        }
+    }
+}
+
 impl Chain for RpcChain {
     fn network(&self) -> Network {
         self.token.network
@@ -420,19 +445,15 @@ impl Chain for RpcChain {
             }
             None => {}
         }
-        let tx_hash = match self
-            .send_to_token(usdc::transfer_with_authorization_call(payment))
-            .await
-        {
-            Ok(hash) => hash,
-            Err(e) => {
-                self.forget(&key);
-                return Err(e);
-            }
+        let guard = SubmittingGuard {
+            chain: self,
+            key,
+            armed: true,
         };
-        if let Ok(mut map) = self.in_flight.lock() {
-            map.insert(key, InFlight::Sent(tx_hash));
-        }
+        let tx_hash = self
+            .send_to_token(usdc::transfer_with_authorization_call(payment))
+            .await?;
+        guard.sent(tx_hash);
         tracing::info!(%tx_hash, network = %self.token.network, "settlement broadcast");
         self.wait_for_receipt(tx_hash, expected).await
     }
