@@ -259,6 +259,9 @@ impl RpcChain {
         expected: UsdcTransfer,
     ) -> Result<Settlement, ChainError> {
         let deadline = Instant::now() + self.receipt_timeout;
+        // A fast chain (anvil, or a sequencer's pre-confirmation) often has the receipt
+        // within milliseconds: start with short pauses and double up to the poll interval.
+        let mut pause = (self.poll_interval / 16).max(Duration::from_millis(1));
         loop {
             match self.provider.get_transaction_receipt(tx_hash).await {
                 Ok(Some(receipt)) => return Self::judge(&receipt, expected),
@@ -274,7 +277,8 @@ impl RpcChain {
             if now >= deadline {
                 return Ok(Settlement::Pending { tx_hash });
             }
-            tokio::time::sleep(self.poll_interval.min(deadline - now)).await;
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(self.poll_interval);
         }
     }
 
