@@ -7,6 +7,7 @@
 
 pub mod brain;
 pub mod catalog;
+pub mod chain;
 pub mod commerce;
 pub mod store;
 
