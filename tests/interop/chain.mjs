@@ -70,7 +70,13 @@ function killChildren() {
 }
 process.on("exit", killChildren);
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(sig, () => { killChildren(); process.exit(128 + (sig === "SIGINT" ? 2 : 15)); });
+  process.on(sig, async () => {
+    // Kill anvil and wait until it is reaped (no zombie left behind), at most 2 s.
+    const exits = [...children].map((c) => new Promise((r) => c.once("exit", r)));
+    killChildren();
+    await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 2000))]);
+    process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 })[sig]);
+  });
 }
 
 /** Starts anvil on 127.0.0.1, a free port, chain id 84532. Resolves {url, stop}. */

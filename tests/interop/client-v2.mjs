@@ -18,6 +18,8 @@ export async function payV2({ url, key = KEYS.buyer }) {
   const header = res.headers.get("payment-response") ?? res.headers.get("x-payment-response");
   const settlement = b64json(header);
   const body = await res.text();
+  // On a 402 the v2 server explains itself in PAYMENT-REQUIRED (error + accepts).
+  const required = b64json(res.headers.get("payment-required"));
   return {
     client: "v2",
     status: res.status,
@@ -25,6 +27,7 @@ export async function payV2({ url, key = KEYS.buyer }) {
     settlement,
     tx: settlement?.transaction ?? null,
     body: body.slice(0, 500),
+    ...(required ? { paymentRequired: { error: required.error, accepts: required.accepts } } : {}),
   };
 }
 
