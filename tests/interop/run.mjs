@@ -4,7 +4,8 @@
 //   node run.mjs sdk-v2                 v2 client -> @x402/express -> reference facilitator
 //   node run.mjs sdk-v1                 v1 x402-fetch -> x402-express -> reference facilitator
 //   node run.mjs sdk-v2-client-v1-server  @x402/fetch client -> x402-express (v1 on the wire)
-//   node run.mjs chain                  anvil + FiatToken + reference facilitator; stays up
+//   node run.mjs sdk-v1-legacy-facilitator  as sdk-v1, but v1 verify/settle by legacy x402/facilitator
+//   node run.mjs chain [--legacy-v1]    anvil + FiatToken + reference facilitator; stays up
 //   node run.mjs serve-v2 --facilitator URL [--rpc URL --token 0x..] [--port N]   stays up
 //   node run.mjs serve-v1 --facilitator URL [--rpc URL --token 0x..] [--port N]   stays up
 //   node run.mjs pay-v2 --url URL [--key 0x..] [--rpc URL --token 0x.. --pay-to 0x.. --amount N]
@@ -53,10 +54,10 @@ async function payAndCheck({ pay, url, key, rpcUrl, token, payTo, amount }) {
   return summary;
 }
 
-async function sdkScenario({ startServer, pay }) {
+async function sdkScenario({ startServer, pay, legacyV1 = false }) {
   const chain = await startChain();
   cleanups.push(chain.stop);
-  const facilitator = await startFacilitator({ rpcUrl: chain.rpcUrl });
+  const facilitator = await startFacilitator({ rpcUrl: chain.rpcUrl, legacyV1 });
   cleanups.push(facilitator.close);
   const server = await startServer({ facilitatorUrl: facilitator.url, token: chain.token });
   cleanups.push(server.close);
@@ -65,7 +66,7 @@ async function sdkScenario({ startServer, pay }) {
     payTo: ADDRESSES.payTo, amount: PRICE_ATOMIC,
   });
   return { scenario, token: chain.token, rpc: chain.rpcUrl, facilitator: facilitator.url, server: server.url,
-    facilitatorCalls: facilitator.log.map((l) => `${l.op}:v${l.x402Version}:${l.result ? (l.result.isValid ?? l.result.success) : "error"}`),
+    facilitatorCalls: facilitator.log.map((l) => `${l.op}:v${l.x402Version}${l.legacy ? "-legacy" : ""}:${l.result ? (l.result.isValid ?? l.result.success) : "error"}`),
     ...summary };
 }
 
@@ -87,9 +88,10 @@ async function main() {
     case "sdk-v2": return sdkScenario({ startServer: startServerV2, pay: payV2 });
     case "sdk-v1": return sdkScenario({ startServer: startServerV1, pay: payV1 });
     case "sdk-v2-client-v1-server": return sdkScenario({ startServer: startServerV1, pay: payV2 });
+    case "sdk-v1-legacy-facilitator": return sdkScenario({ startServer: startServerV1, pay: payV1, legacyV1: true });
     case "chain": {
       const chain = await chainFor();
-      const facilitator = await startFacilitator({ rpcUrl: chain.rpcUrl });
+      const facilitator = await startFacilitator({ rpcUrl: chain.rpcUrl, legacyV1: process.argv.includes("--legacy-v1") });
       cleanups.push(facilitator.close);
       emit({ scenario, ...chain, facilitator: facilitator.url, facilitatorSigner: facilitator.signer, ready: true });
       return stayUp();
