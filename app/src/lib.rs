@@ -1,0 +1,6 @@
+//! The `worldstore` application: wiring of the domain and the adapters into the services
+//! the binary runs.
+//!
+//! - [`facilitator`]: the x402 facilitator (`/verify`, `/settle`, `/supported`).
+
+pub mod facilitator;
