@@ -5,6 +5,8 @@
 //   node run.mjs sdk-v1                 v1 x402-fetch -> x402-express -> reference facilitator
 //   node run.mjs sdk-v2-client-v1-server  @x402/fetch client -> x402-express (v1 on the wire)
 //   node run.mjs sdk-v1-legacy-facilitator  as sdk-v1, but v1 verify/settle by legacy x402/facilitator
+//   node run.mjs ours-facilitator-v2    v2 client -> @x402/express -> OUR facilitator ($WORLDSTORE_BIN)
+//   node run.mjs ours-facilitator-v1    x402-fetch -> x402-express -> OUR facilitator
 //   node run.mjs chain [--legacy-v1]    anvil + FiatToken + reference facilitator; stays up
 //   node run.mjs serve-v2 --facilitator URL [--rpc URL --token 0x..] [--port N]   stays up
 //   node run.mjs serve-v1 --facilitator URL [--rpc URL --token 0x..] [--port N]   stays up
@@ -20,6 +22,7 @@ import { startServerV1 } from "./server-v1.mjs";
 import { payV2 } from "./client-v2.mjs";
 import { payV1 } from "./client-v1.mjs";
 import { arg, requireLoopback } from "./util.mjs";
+import { startOurFacilitator } from "./ours.mjs";
 
 const scenario = process.argv[2];
 const cleanups = [];
@@ -54,10 +57,12 @@ async function payAndCheck({ pay, url, key, rpcUrl, token, payTo, amount }) {
   return summary;
 }
 
-async function sdkScenario({ startServer, pay, legacyV1 = false }) {
+async function sdkScenario({ startServer, pay, legacyV1 = false, ours = false }) {
   const chain = await startChain();
   cleanups.push(chain.stop);
-  const facilitator = await startFacilitator({ rpcUrl: chain.rpcUrl, legacyV1 });
+  const facilitator = ours
+    ? await startOurFacilitator({ rpcUrl: chain.rpcUrl, token: chain.token })
+    : await startFacilitator({ rpcUrl: chain.rpcUrl, legacyV1 });
   cleanups.push(facilitator.close);
   const server = await startServer({ facilitatorUrl: facilitator.url, token: chain.token });
   cleanups.push(server.close);
@@ -89,6 +94,9 @@ async function main() {
     case "sdk-v1": return sdkScenario({ startServer: startServerV1, pay: payV1 });
     case "sdk-v2-client-v1-server": return sdkScenario({ startServer: startServerV1, pay: payV2 });
     case "sdk-v1-legacy-facilitator": return sdkScenario({ startServer: startServerV1, pay: payV1, legacyV1: true });
+    // Our Rust facilitator serving the SDKs' own resource servers, paid by their own clients.
+    case "ours-facilitator-v2": return sdkScenario({ startServer: startServerV2, pay: payV2, ours: true });
+    case "ours-facilitator-v1": return sdkScenario({ startServer: startServerV1, pay: payV1, ours: true });
     case "chain": {
       const chain = await chainFor();
       const facilitator = await startFacilitator({ rpcUrl: chain.rpcUrl, legacyV1: process.argv.includes("--legacy-v1") });

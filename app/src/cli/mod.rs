@@ -1,6 +1,7 @@
 //! The command line: `worldstore <group> <command>`.
 
 mod migrate;
+mod serve;
 mod wallet;
 mod x402;
 
@@ -28,6 +29,8 @@ enum Command {
     Wallet(wallet::WalletCommand),
     /// Create or update the database schema (SQLite file or PostgreSQL); idempotent.
     Migrate(migrate::MigrateArgs),
+    /// Run a service on 127.0.0.1 (today: the x402 facilitator).
+    Serve(serve::ServeArgs),
 }
 
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -35,5 +38,6 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::X402(command) => x402::run(command, out),
         Command::Wallet(command) => wallet::run(command, out),
         Command::Migrate(args) => migrate::run(args, out),
+        Command::Serve(args) => serve::run(args, out),
     }
 }

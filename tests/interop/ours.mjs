@@ -1,0 +1,37 @@
+// Our Rust facilitator (`worldstore serve --role facilitator`) as a peer in the scenarios.
+// The binary comes from $WORLDSTORE_BIN (scripts/interop builds it); it listens on
+// 127.0.0.1 port 0 and prints "listening on http://127.0.0.1:PORT".
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KEYS } from "./chain.mjs";
+
+export async function startOurFacilitator({ rpcUrl, token }) {
+  const bin = process.env.WORLDSTORE_BIN;
+  if (!bin) throw new Error("WORLDSTORE_BIN is not set: build `worldstore` and point at it");
+  const dataDir = mkdtempSync(join(tmpdir(), "worldstore-interop-"));
+  const child = spawn(bin, ["serve", "--role", "facilitator", "--rpc-url", rpcUrl, "--token", token, "--port", "0", "--data-dir", dataDir], {
+    env: { ...process.env, FACILITATOR_PRIVATE_KEY: KEYS.facilitator, WORLDSTORE_DATA_KEY: "11".repeat(32), RUST_LOG: "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => reject(new Error(`our facilitator did not start: ${seen}`)), 30_000);
+    child.stdout.on("data", (chunk) => {
+      seen += chunk;
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(seen);
+      if (match) { clearTimeout(timer); resolve(match[1]); }
+    });
+    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`our facilitator exited with ${code}: ${seen}`)); });
+  });
+  const close = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      await exited;
+    }
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  return { url, close, log: [] };
+}
