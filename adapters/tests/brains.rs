@@ -323,6 +323,48 @@ async fn claude_401_is_fatal_with_the_message_and_without_the_key() {
 }
 
 #[tokio::test]
+async fn claude_400_is_fatal_with_the_error_message_and_not_retried() {
+    let server = ReplayServer::start(vec![Reply::fixture(
+        400,
+        "anthropic/error_400_invalid_request.json",
+    )])
+    .await;
+    let error = claude(&server).respond(user("hi")).await.unwrap_err();
+    assert_eq!(server.requests().len(), 1);
+    assert!(
+        matches!(&error, BrainError::Fatal(m) if m.contains("invalid_request_error") && m.contains("tool_result")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_model_is_retried_then_transient_without_the_key() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let mut config = ClaudeConfig::new(SecretString::from(CLAUDE_KEY), "m");
+    config.base_url = closed.clone();
+    config.retry = fast_retries();
+    let error = ClaudeBrain::new(config)
+        .unwrap()
+        .respond(user("hi"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, BrainError::Transient(_)), "{error}");
+    assert_no_key(&error, CLAUDE_KEY);
+    let mut config = OpenAiCompatConfig::new(closed, "m");
+    config.api_key = Some(SecretString::from(OPENAI_KEY));
+    config.retry = fast_retries();
+    let error = OpenAiCompatBrain::new(config)
+        .unwrap()
+        .respond(user("hi"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, BrainError::Transient(_)), "{error}");
+    assert_no_key(&error, OPENAI_KEY);
+}
+
+#[tokio::test]
 async fn claude_400_is_fatal_and_an_echoed_key_is_redacted() {
     let echo = json!({"type": "error", "error": {"type": "invalid_request_error", "message": format!("bad header x-api-key: {CLAUDE_KEY}")}});
     let server = ReplayServer::start(vec![Reply {

@@ -106,7 +106,12 @@ fn messages(history: &[HistoryItem]) -> Vec<Value> {
     let mut out: Vec<(&str, Vec<Value>)> = Vec::new();
     for item in history {
         let (role, blocks) = match item {
-            HistoryItem::User(text) => ("user", vec![json!({"type": "text", "text": text})]),
+            // The API refuses empty text blocks (400).
+            HistoryItem::User(text) => {
+                let text = if text.trim().is_empty() { "(empty message)" } else { text };
+                ("user", vec![json!({"type": "text", "text": text})])
+            }
+            HistoryItem::Assistant(text) if text.trim().is_empty() => continue,
             HistoryItem::Assistant(text) => {
                 ("assistant", vec![json!({"type": "text", "text": text})])
             }
@@ -255,6 +260,18 @@ mod tests {
     fn a_refusal_without_text_still_answers_the_user() {
         let reply = parse_reply(br#"{"content":[],"stop_reason":"refusal","usage":{}}"#).unwrap();
         assert!(reply.text.is_some());
+    }
+
+    #[test]
+    fn empty_texts_are_never_sent_as_empty_blocks() {
+        let sent = messages(&[
+            HistoryItem::User(" ".into()),
+            HistoryItem::Assistant(String::new()),
+        ]);
+        assert_eq!(
+            sent,
+            vec![json!({"role": "user", "content": [{"type": "text", "text": "(empty message)"}]})]
+        );
     }
 
     #[test]
