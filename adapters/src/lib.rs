@@ -2,7 +2,7 @@
 //!
 //! | module | port | outside system |
 //! |---|---|---|
-//! | [`brain`] | `Brain` | the offline grammar (models come later) |
+//! | [`brain`] | `Brain` | the offline grammar; Claude (Anthropic Messages API); OpenAI-compatible chat completions (OpenAI, Ollama, vLLM, llama.cpp) |
 //! | [`store`] | `Store` | SQLite and PostgreSQL (sqlx), with an outbox and personal data encrypted at rest |
 //! | [`serpapi`] | `Catalog` | SerpAPI's Amazon engines (live search) |
 //! | [`crossmint`] | `Commerce` | Crossmint's headless checkout (live orders) |

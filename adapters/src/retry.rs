@@ -36,6 +36,18 @@ impl Default for RetryPolicy {
     }
 }
 
+/// `delay` shortened by up to a quarter at random, so clients that failed together do not
+/// retry together. The randomness is the std hasher's per-process keys: no crate needed.
+pub fn jittered(delay: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(delay.as_nanos());
+    let quarter = delay / 4;
+    let nanos = u64::try_from(quarter.as_nanos()).unwrap_or(u64::MAX);
+    let cut = hasher.finish().checked_rem(nanos.max(1)).unwrap_or(0);
+    delay.saturating_sub(Duration::from_nanos(cut))
+}
+
 /// Seconds from a `retry-after` header (the delay-seconds form; dates are ignored).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers
@@ -51,6 +63,16 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jitter_shortens_a_delay_by_at_most_a_quarter() {
+        for _ in 0..100 {
+            let delay = jittered(Duration::from_millis(800));
+            assert!(delay <= Duration::from_millis(800));
+            assert!(delay >= Duration::from_millis(600));
+        }
+        assert_eq!(jittered(Duration::ZERO), Duration::ZERO);
+    }
 
     #[test]
     fn delays_double_and_are_capped() {
