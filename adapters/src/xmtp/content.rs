@@ -307,6 +307,7 @@ impl From<&Outgoing> for XmtpContent {
         match outgoing {
             Outgoing::Text(text) => Self::Text(text.clone()),
             Outgoing::Actions(menu) => Self::Actions(actions_of(menu)),
+            Outgoing::Card(card) => Self::Text(card.fallback_text()),
         }
     }
 }

@@ -1,3 +1,4 @@
+use super::cards::{Card, ProductCard, QuoteCard};
 use super::menus::{ActionItem, Menu, MenuKind, actions_of};
 use super::tools::{Asin, ToolCall, ToolProposal};
 use crate::money::UsdcAmount;
@@ -70,14 +71,6 @@ pub struct ToolResult {
     pub is_error: bool,
 }
 
-/// A product as a quick-buy button shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProductCard {
-    pub asin: String,
-    pub title: String,
-    pub price: Option<UsdcAmount>,
-}
-
 /// What a finished tool produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolOutcome {
@@ -94,6 +87,8 @@ pub enum Presentation {
     /// A quote to confirm: the text summarises product, price, fee, total and network.
     Quote {
         text: String,
+        /// Drawn above the confirmation menu where the channel can.
+        card: Option<QuoteCard>,
     },
     /// A shortfall: the text says what is needed; the funding menu follows.
     NeedFunds {
@@ -102,6 +97,8 @@ pub enum Presentation {
     Notice {
         text: String,
     },
+    /// A card on its own: a funding request, a transaction, an order's progress.
+    Card(Card),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +125,8 @@ pub enum Input {
 pub enum Outgoing {
     Text(String),
     Actions(Menu),
+    /// A structured message (see [`super::cards`]).
+    Card(Card),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -480,6 +479,8 @@ impl Conversation {
         });
         let mut effects = Vec::new();
         if !outcome.products.is_empty() {
+            let shown: Vec<ProductCard> = outcome.products.iter().take(4).cloned().collect();
+            effects.push(Effect::Send(Outgoing::Card(Card::Products(shown))));
             // Search results become a quick-buy menu at once: no second model call (seed defect 16).
             let actions = outcome
                 .products
@@ -520,7 +521,11 @@ impl Conversation {
 
     fn present(&mut self, now: u64, presentation: Presentation) -> Vec<Effect> {
         match presentation {
-            Presentation::Quote { text } => {
+            Presentation::Quote { text, card } => {
+                let mut effects: Vec<Effect> = card
+                    .map(|c| Effect::Send(Outgoing::Card(Card::Quote(c))))
+                    .into_iter()
+                    .collect();
                 let actions = vec![
                     ActionItem {
                         id: "confirm".into(),
@@ -531,13 +536,15 @@ impl Conversation {
                         label: "Cancel".into(),
                     },
                 ];
-                vec![self.menu(now, MenuKind::Confirm, text, actions)]
+                effects.push(self.menu(now, MenuKind::Confirm, text, actions));
+                effects
             }
             Presentation::NeedFunds { text } => {
                 let (_, actions) = actions_of(MenuKind::Funding);
                 vec![self.menu(now, MenuKind::Funding, text, actions)]
             }
             Presentation::Notice { text } => vec![Self::say(&text)],
+            Presentation::Card(card) => vec![Effect::Send(Outgoing::Card(card))],
         }
     }
 

@@ -18,12 +18,17 @@
 //!   paying needs the user's explicit confirmation in the checkout machine.
 //! - An intent is honoured only for a menu this machine sent and that has not expired.
 
+pub mod cards;
 mod machine;
 pub mod menus;
 #[cfg(test)]
 mod tests;
 pub mod tools;
 
+pub use cards::{
+    Card, FundingRequest, OrderProgress, OrderStage, ProductCard, QuoteCard, TransactionPurpose,
+    TransactionRef,
+};
 pub use machine::*;
 pub use menus::{ActionItem, Menu, MenuKind};
 pub use tools::{ToolCall, ToolError, ToolProposal, ToolSpec, tool_specs};

@@ -261,6 +261,7 @@ fn valid_tool_proposals_run_and_invalid_ones_go_back_to_the_brain() {
             asin: "B0SOCKS001".into(),
             title: "Running socks, 6 pairs".into(),
             price: Some(crate::UsdcAmount::from_usdc(12)),
+            ..Default::default()
         }],
     };
     let effects = h
@@ -313,6 +314,7 @@ fn a_quote_is_confirmed_only_by_the_user_answering_its_menu() {
     let effects = h
         .handle(Input::Present(Presentation::Quote {
             text: "Earbuds 12.34 + 0.31 fee = 12.65 USDC on base-sepolia".into(),
+            card: None,
         }))
         .unwrap();
     assert_eq!(menus(&effects)[0].kind, MenuKind::Confirm);
@@ -322,6 +324,7 @@ fn a_quote_is_confirmed_only_by_the_user_answering_its_menu() {
     assert!(!h.say("yes").contains(&Effect::ConfirmPurchase));
     h.handle(Input::Present(Presentation::Quote {
         text: "again".into(),
+        card: None,
     }))
     .unwrap();
     assert!(h.say("2").contains(&Effect::DeclinePurchase));
@@ -409,7 +412,7 @@ proptest! {
             let effects = match input.as_str() {
                 "PRESENT" => {
                     confirm_menus_shown += 1;
-                    h.handle(Input::Present(Presentation::Quote { text: "quote".into() })).unwrap()
+                    h.handle(Input::Present(Presentation::Quote { text: "quote".into(), card: None })).unwrap()
                 }
                 "WAIT" => { h.now += MENU_LIFETIME / 2; continue; }
                 text => h.say(text),
