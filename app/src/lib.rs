@@ -2,5 +2,7 @@
 //! the binary runs.
 //!
 //! - [`facilitator`]: the x402 facilitator (`/verify`, `/settle`, `/supported`).
+//! - [`merchant`]: the order server (`/api/orders`), settlement, fulfilment and refunds.
 
 pub mod facilitator;
+pub mod merchant;
