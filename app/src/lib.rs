@@ -4,5 +4,6 @@
 //! - [`facilitator`]: the x402 facilitator (`/verify`, `/settle`, `/supported`).
 //! - [`merchant`]: the order server (`/api/orders`), settlement, fulfilment and refunds.
 
+pub mod config;
 pub mod facilitator;
 pub mod merchant;
