@@ -7,3 +7,4 @@
 pub mod config;
 pub mod facilitator;
 pub mod merchant;
+pub mod metrics;

@@ -357,6 +357,7 @@ where
         app = app.merge(facilitator::router(Arc::new(f)));
         names.push("facilitator");
     }
+    app = app.merge(worldstore::metrics::router(store.clone()));
     if let Some(config) = merchant {
         let m = Arc::new(Merchant::new(chain, commerce, store, config, clock).await?);
         app = app.merge(merchant::router(m.clone()));
