@@ -6,10 +6,12 @@
 //! - [`outbox`]: a reusable outbox worker (claim, execute, complete or back off).
 //! - [`brain`]: the configured brain (offline, Claude, OpenAI-compatible).
 //! - [`sandbox`]: the agent's sandbox wiring (SQLite, embedded chain, offline brain).
+//! - [`merchant`]: the order server (`/api/orders`), settlement, fulfilment and refunds.
 
 pub mod agent;
 pub mod brain;
 pub mod facilitator;
+pub mod merchant;
 pub mod outbox;
 pub mod sandbox;
 pub mod sandbox_merchant;

@@ -48,6 +48,9 @@ pub struct FulfilmentConfig {
     pub ship_after_secs: u64,
     pub deliver_after_secs: u64,
     pub failures: BTreeMap<Asin, InjectedFailure>,
+    /// Order ids are `<prefix>-<seq>`: give each process run its own prefix so ids never
+    /// repeat across restarts (the merchant keys its records by order id).
+    pub id_prefix: String,
 }
 
 impl Default for FulfilmentConfig {
@@ -57,6 +60,7 @@ impl Default for FulfilmentConfig {
             ship_after_secs: 60,
             deliver_after_secs: 300,
             failures: BTreeMap::new(),
+            id_prefix: "sbx-order".into(),
         }
     }
 }
@@ -260,7 +264,7 @@ impl Commerce for SandboxFulfilment {
         let mut ledger = self.ledger();
         ledger.next_seq += 1;
         let seq = ledger.next_seq;
-        let id = OrderId::parse(&format!("sbx-order-{seq:06}"))
+        let id = OrderId::parse(&format!("{}-{seq:06}", self.config.id_prefix))
             .map_err(|e| CommerceError::Malformed(e.to_string()))?;
         let mut order = SandboxOrder {
             seq,
