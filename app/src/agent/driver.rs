@@ -349,7 +349,8 @@ impl<P: AgentPorts> Agent<P> {
 
     /// Starts buying `asin` for `user`: a new checkout asks the merchant for a quote. With
     /// an incomplete profile, the product is remembered and bought once the profile is.
-    pub(crate) async fn start_checkout(&self, user: &Key, asin: &Asin) -> Result<(), AgentError> {
+    /// Returns whether a checkout started.
+    pub(crate) async fn start_checkout(&self, user: &Key, asin: &Asin) -> Result<bool, AgentError> {
         let profile = self
             .inner
             .store
@@ -374,7 +375,7 @@ impl<P: AgentPorts> Agent<P> {
                 Ok(())
             })
             .await?;
-            return Ok(());
+            return Ok(false);
         }
         let catalog_asin =
             catalog::Asin::parse(asin.as_str()).map_err(|e| AgentError::Rejected(e.to_string()))?;
@@ -386,12 +387,14 @@ impl<P: AgentPorts> Agent<P> {
                         user,
                         format!("I could not find product {} on Amazon.com.", asin.as_str()),
                     )
-                    .await;
+                    .await
+                    .map(|()| false);
             }
             Err(e) => {
                 return self
                     .notice(user, format!("I could not look that product up: {e}"))
-                    .await;
+                    .await
+                    .map(|()| false);
             }
         };
         // A purchase still waiting for a "yes" or for funds is replaced by the new one.
@@ -423,7 +426,7 @@ impl<P: AgentPorts> Agent<P> {
             Ok(())
         })
         .await?;
-        Ok(())
+        Ok(true)
     }
 
     pub(crate) async fn active_checkout(&self, user: &Key) -> Result<Option<Key>, AgentError> {

@@ -185,7 +185,10 @@ impl<P: AgentPorts> Agent<P> {
                 };
                 Ok(self.notice(user, text).await?)
             }
-            E::StartCheckout { asin } => Ok(self.start_checkout(user, &asin).await?),
+            E::StartCheckout { asin } => {
+                self.start_checkout(user, &asin).await?;
+                Ok(())
+            }
             E::ConfirmPurchase | E::DeclinePurchase => {
                 let input = if matches!(effect, E::ConfirmPurchase) {
                     checkout::Input::Confirm

@@ -220,8 +220,11 @@ impl<P: AgentPorts> Agent<P> {
             }
             ToolCall::CheckBalance => text(self.balances_text(user).await?),
             ToolCall::StartCheckout { asin } => {
-                self.start_checkout(user, asin).await?;
-                text("Getting a quote; it will appear here with a confirmation menu.")
+                if self.start_checkout(user, asin).await? {
+                    text("Getting a quote; it will appear here with a confirmation menu.")
+                } else {
+                    text("No quote yet: see the message above.")
+                }
             }
         })
     }
