@@ -14,4 +14,4 @@ pub mod facilitator;
 pub mod merchant;
 pub mod outbox;
 pub mod sandbox;
-pub mod sandbox_merchant;
+pub mod shared_chain;

@@ -10,21 +10,24 @@
 //! - approving a funding request moves USDC on chain from the user's own wallet (minted
 //!   there first when short) to their agent wallet with an EIP-3009 transfer; the agent
 //!   is told with a transaction reference and its funds watcher resumes the purchase;
-//! - an order server over real HTTP on 127.0.0.1 ([`crate::sandbox_merchant`]).
+//! - the merchant's order server ([`crate::merchant`]) over real HTTP on 127.0.0.1, with
+//!   the sandbox fulfilment and its own SQLite file (each role's outbox holds its own
+//!   effects only).
 //!
 //! The chain lives in memory: a restarted sandbox keeps its database but not its balances.
 
 use crate::agent::{Agent, AgentConfig, AgentPorts, Channel, OwnWallet, Received};
 use crate::brain::{BrainChoice, BrainSettings};
+use crate::merchant::{Merchant, MerchantConfig};
 use crate::outbox::{Clock, WorkerConfig};
-use crate::sandbox_merchant::{self, StandInConfig};
+use crate::shared_chain::SharedChain;
 use alloy_primitives::{Address, U256, keccak256};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use worldstore_adapters::chain_embedded::{EmbeddedChain, EmbeddedChainConfig};
-use worldstore_adapters::sandbox_commerce::SandboxCatalog;
+use worldstore_adapters::sandbox_commerce::{FulfilmentConfig, SandboxCatalog, SandboxFulfilment};
 use worldstore_adapters::store::{DataKey, SqlStore};
 use worldstore_domain::checkout::CheckoutPolicy;
 use worldstore_domain::conversation::{Card, FundingRequest, InboundContent, Outgoing};
@@ -43,6 +46,8 @@ const SANDBOX_DATA_KEY: [u8; 32] = *b"worldstore-sandbox-data-key-v1!!";
 /// The treasury's (and gas payer's) key in the sandbox.
 const SANDBOX_TREASURY_KEY: &str =
     "0x7e5a7e5a7e5a7e5a7e5a7e5a7e5a7e5a7e5a7e5a7e5a7e5a7e5a7e5a7e5a7e5a";
+/// Keys the sandbox merchant's order tokens.
+const SANDBOX_MERCHANT_SECRET: [u8; 32] = *b"worldstore-sandbox-merchant-v1!!";
 /// The label under which each user's simulated own wallet is derived.
 const OWN_WALLET_LABEL: &str = "sandbox-own-wallet/";
 
@@ -63,6 +68,8 @@ pub struct SandboxConfig {
     /// How long a worker holds a claimed effect; a crashed worker's effects are taken over
     /// once it passes.
     pub lease_seconds: u64,
+    /// How often the merchant asks fulfilment about delivery.
+    pub merchant_poll_seconds: u64,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -88,6 +95,7 @@ impl SandboxConfig {
             order_poll: Duration::from_secs(1),
             clock: None,
             lease_seconds: 60,
+            merchant_poll_seconds: 1,
         }
     }
 }
@@ -111,13 +119,20 @@ pub struct SandboxWorld {
     pub treasury: Address,
     pub clock: Clock,
     master: MasterSecret,
-    merchant: JoinHandle<()>,
+    merchant_server: JoinHandle<()>,
+    merchant_worker: JoinHandle<()>,
+    _stop_merchant: tokio::sync::watch::Sender<bool>,
 }
 
 impl Drop for SandboxWorld {
     fn drop(&mut self) {
-        self.merchant.abort();
+        self.merchant_server.abort();
+        self.merchant_worker.abort();
     }
+}
+
+fn sqlite_url(dir: &std::path::Path, file: &str) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join(file).display())
 }
 
 fn now_unix() -> u64 {
@@ -154,20 +169,53 @@ impl SandboxWorld {
             .await
             .map_err(setup)?;
         let merchant_url = format!("http://{}", listener.local_addr().map_err(setup)?);
-        let router = sandbox_merchant::router(
-            chain.clone(),
+        std::fs::create_dir_all(&config.data_dir).map_err(setup)?;
+        // The merchant keeps its own database: each role's outbox holds only its effects.
+        let merchant_store = SqlStore::open(
+            &sqlite_url(&config.data_dir, "worldstore-merchant.sqlite"),
+            &DataKey::from_bytes(SANDBOX_DATA_KEY),
+        )
+        .await?;
+        let fulfilment = SandboxFulfilment::new(
             SandboxCatalog::builtin().map_err(setup)?,
-            StandInConfig {
-                treasury,
-                fee: config.fee,
-                ships_after: config.ships_after,
-                delivered_after: config.delivered_after,
-                offer_timeout: 600,
-                base_url: merchant_url.clone(),
+            FulfilmentConfig {
+                ship_after_secs: config.ships_after,
+                deliver_after_secs: config.delivered_after,
+                // Order ids never repeat across runs over the same database.
+                id_prefix: format!("sbx-{}", clock()),
+                ..FulfilmentConfig::default()
             },
-            clock.clone(),
         );
-        let merchant = tokio::spawn(async move {
+        let merchant = Arc::new(
+            Merchant::new(
+                SharedChain(chain.clone()),
+                fulfilment,
+                merchant_store,
+                MerchantConfig {
+                    pay_to: treasury,
+                    fee: config.fee,
+                    offer_ttl_seconds: 900,
+                    max_timeout_seconds: 600,
+                    public_url: merchant_url.clone(),
+                    environment: "sandbox".into(),
+                    secret: Arc::new(secrecy::SecretBox::new(Box::new(SANDBOX_MERCHANT_SECRET))),
+                    delivery_poll_seconds: config.merchant_poll_seconds,
+                },
+                clock.clone(),
+            )
+            .await
+            .map_err(setup)?,
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = merchant.clone();
+        let merchant_worker = tokio::spawn(async move {
+            match Key::parse("merchant-sandbox") {
+                Ok(id) => worker.work(id, stopped).await,
+                Err(e) => tracing::error!(error = %e, "merchant worker id"),
+            }
+        });
+        let router = crate::merchant::router(merchant);
+        let merchant_server = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
                 tracing::error!(%error, "sandbox order server stopped");
             }
@@ -179,7 +227,9 @@ impl SandboxWorld {
             treasury,
             clock,
             master: MasterSecret::new(SANDBOX_MASTER_SECRET.to_owned()),
-            merchant,
+            merchant_server,
+            merchant_worker,
+            _stop_merchant: stop,
         })
     }
 

@@ -1,5 +1,5 @@
 //! The agent end to end over real components: SQLite, the embedded chain, the sandbox
-//! catalogue, the offline brain, and an order server over HTTP.
+//! catalogue, the offline brain, and the merchant's real order server over HTTP.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -110,7 +110,7 @@ async fn a_funded_user_searches_buys_gives_a_profile_confirms_and_is_told_of_pay
     let treasury_after = world.chain.usdc_balance(world.treasury).await.unwrap();
     assert!(treasury_after > treasury_before, "the treasury was paid");
     // Progress arrives without being asked.
-    chat.expect(": shipped (UPS").await;
+    chat.expect(": shipped (").await;
     chat.expect(": delivered").await;
     assert_eq!(
         chat.count("Payment transaction"),
