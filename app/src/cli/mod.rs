@@ -1,5 +1,6 @@
 //! The command line: `worldstore <group> <command>`.
 
+mod chat;
 mod migrate;
 mod serve;
 mod wallet;
@@ -31,6 +32,8 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// Run a service on 127.0.0.1 (today: the x402 facilitator).
     Serve(serve::ServeArgs),
+    /// Chat with the agent in the terminal (sandbox: no keys, no network).
+    Chat(chat::ChatArgs),
 }
 
 impl Cli {
@@ -50,5 +53,6 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Wallet(command) => wallet::run(command, out),
         Command::Migrate(args) => migrate::run(args, out),
         Command::Serve(args) => serve::run(args, out),
+        Command::Chat(args) => chat::run(args, out),
     }
 }

@@ -1,0 +1,238 @@
+//! The agent role's driver: it runs each user's `Conversation` and their `Checkout`s
+//! over the ports, with every step persisted before anything is done about it.
+//!
+//! ## Contract
+//! - **One commit per input.** For each input the driver loads the machine, calls `handle`,
+//!   and writes the new state, its effects (the outbox), the processed inbound id and the
+//!   brain's history lines in ONE [`Store::commit`]. A lost race (the revision moved) is
+//!   retried from the load; nothing is half written.
+//! - **Effects run after the commit**, in outbox workers ([`crate::outbox`]); their
+//!   results come back as inputs. On start, pending effects resume, so a purchase survives
+//!   a restart at any step.
+//! - **Inbound messages are processed once**: their id is recorded in the same commit.
+//! - **The user is the channel's sender**, never anything from the model: every tool runs
+//!   for the conversation's own user ([`worldstore_domain::conversation::ToolCall`] has no
+//!   user field), orders are looked up among that user's checkouts only.
+//! - **Background watchers** need no memory of their own: the funds watcher scans checkouts
+//!   awaiting funds and resumes them when the balance suffices; the order tracker polls the
+//!   merchant for paid orders and feeds shipped / delivered / refunded into the checkout.
+//!
+//! | effect | executed by |
+//! |---|---|
+//! | conversation `Send`, `React` | the [`Channel`] |
+//! | `AskBrain` | the [`Brain`] port, one call, then `BrainAnswered` |
+//! | `RunTool` | catalogue, store (profile, the user's own orders), chains (balances) |
+//! | `StartCheckout` / `ConfirmPurchase` / `DeclinePurchase` | a new or the active checkout |
+//! | checkout `RequestQuote` / `Pay` | the HTTP x402 [`OrderClient`] |
+//! | `ReadBalances` | every configured chain |
+//! | `RequestFunding` | a funding card to the user |
+//! | `WatchBalance` | the funds watcher |
+//! | `Notify` | a presentation in the conversation |
+
+mod channel;
+mod driver;
+mod execute;
+mod order_client;
+mod records;
+mod render;
+mod tools;
+mod watchers;
+
+pub use channel::{Channel, ChannelError, Mailbox, as_text};
+pub use order_client::{OrderClient, OrderClientError, OrderRequest, OrderView, PayAnswer, Quote};
+pub use records::{AgentEffect, CheckoutDoc, ConversationDoc, OrderHandle, OrderToken};
+
+use crate::outbox::{Clock, OutboxWorker, WorkerConfig};
+use alloy_primitives::Address;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use worldstore_domain::checkout::CheckoutPolicy;
+use worldstore_domain::eip3009::LocalSigner;
+use worldstore_domain::ports::brain::Brain;
+use worldstore_domain::ports::catalog::Catalog;
+use worldstore_domain::ports::chain::Chain;
+use worldstore_domain::ports::store::{Key, Store, StoreError};
+use worldstore_domain::wallet::{DerivationScheme, MasterSecret, derive_wallet};
+
+/// The ports one agent runs over, as one type parameter.
+pub trait AgentPorts: Send + Sync + 'static {
+    type Store: Store + 'static;
+    type Chain: Chain + 'static;
+    type Catalog: Catalog + 'static;
+    type Brain: Brain + 'static;
+    type Channel: Channel;
+}
+
+/// The user's own wallet, when the channel knows it (shown as the sender of a funding card).
+pub type OwnWallet = Arc<dyn Fn(&Key) -> Option<Address> + Send + Sync>;
+
+/// The agent's settings.
+#[derive(Clone)]
+pub struct AgentConfig {
+    pub policy: CheckoutPolicy,
+    /// Derives each user's agent wallet.
+    pub master: MasterSecret,
+    pub scheme: DerivationScheme,
+    /// The merchant's order server, e.g. `http://127.0.0.1:8080`.
+    pub merchant_url: String,
+    /// How often checkouts awaiting funds look at their balance.
+    pub funds_poll: Duration,
+    /// How often paid orders are asked for news.
+    pub order_poll: Duration,
+    pub worker: WorkerConfig,
+    pub own_wallet: Option<OwnWallet>,
+}
+
+/// Why the driver could not take an input.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid identifier: {0}")]
+    Id(String),
+    #[error("the input does not apply now: {0}")]
+    Rejected(String),
+    #[error("wallet: {0}")]
+    Wallet(String),
+    #[error("{0} kept changing under us; try again")]
+    Contended(String),
+    #[error("{0}")]
+    Port(String),
+}
+
+pub(crate) struct Inner<P: AgentPorts> {
+    pub store: Arc<P::Store>,
+    pub chains: Vec<Arc<P::Chain>>,
+    pub catalog: P::Catalog,
+    pub brain: P::Brain,
+    pub channel: P::Channel,
+    pub config: AgentConfig,
+    pub clock: Clock,
+    pub orders: OrderClient,
+    /// Wakes the outbox worker after a commit that enqueued effects.
+    pub outbox_wake: Arc<Notify>,
+    /// Wakes the funds watcher when a checkout starts waiting.
+    pub funds_wake: Arc<Notify>,
+}
+
+/// The agent driver. Cheap to clone; every clone drives the same agent.
+pub struct Agent<P: AgentPorts> {
+    pub(crate) inner: Arc<Inner<P>>,
+}
+
+impl<P: AgentPorts> Clone for Agent<P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// What became of an inbound message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    Processed,
+    /// Its id was processed before: ignored.
+    Duplicate,
+}
+
+/// The running background tasks of an agent; [`Running::stop`] ends them.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the workers after their current round and waits for them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    /// Ends the workers at once, wherever they are (a simulated crash).
+    pub fn abort(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl<P: AgentPorts> Agent<P> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<P::Store>,
+        chains: Vec<Arc<P::Chain>>,
+        catalog: P::Catalog,
+        brain: P::Brain,
+        channel: P::Channel,
+        config: AgentConfig,
+        clock: Clock,
+    ) -> Result<Self, AgentError> {
+        let orders = OrderClient::new(config.merchant_url.clone())
+            .map_err(|e| AgentError::Port(e.to_string()))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                chains,
+                catalog,
+                brain,
+                channel,
+                config,
+                clock,
+                orders,
+                outbox_wake: Arc::new(Notify::new()),
+                funds_wake: Arc::new(Notify::new()),
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<P::Store> {
+        &self.inner.store
+    }
+
+    pub fn channel(&self) -> &P::Channel {
+        &self.inner.channel
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        (self.inner.clock)()
+    }
+
+    /// The agent wallet of `user` (derived, never stored).
+    pub fn wallet(&self, user: &Key) -> Result<LocalSigner, AgentError> {
+        derive_wallet(
+            &self.inner.config.master,
+            user.as_str(),
+            self.inner.config.scheme,
+        )
+        .map_err(|e| AgentError::Wallet(e.to_string()))
+    }
+
+    /// The address of `user`'s agent wallet.
+    pub fn wallet_address(&self, user: &Key) -> Result<Address, AgentError> {
+        self.wallet(user).map(|w| w.address())
+    }
+
+    /// Starts the outbox worker, the funds watcher and the order tracker. Pending effects
+    /// left by an earlier run are picked up by the first outbox round.
+    pub fn start(&self) -> Running {
+        let (stop, stopped) = watch::channel(false);
+        let worker = OutboxWorker::new(
+            self.inner.store.clone(),
+            Arc::new(self.clone()),
+            self.inner.config.worker.clone(),
+            self.inner.clock.clone(),
+        )
+        .with_waker(self.inner.outbox_wake.clone());
+        let tasks = vec![
+            tokio::spawn(worker.run(stopped.clone())),
+            tokio::spawn(self.clone().watch_funds(stopped.clone())),
+            tokio::spawn(self.clone().track_orders(stopped)),
+        ];
+        Running { stop, tasks }
+    }
+}

@@ -1,0 +1,234 @@
+//! A small, reusable outbox worker: claim ready effects from the [`Store`], execute each with
+//! an [`EffectExecutor`], then complete it, or fail it with [`Backoff`].
+//!
+//! | executor answers | worker does |
+//! |---|---|
+//! | `Ok(())` | `complete_effect` |
+//! | `Err(Transient)`, attempts left | `fail_effect(Transient { retry_at })` (exponential backoff) |
+//! | `Err(Transient)`, attempts used up, or `Err(Permanent)` | `fail_effect(Permanent)`: parked as dead |
+//!
+//! Effects of one batch have distinct ordering keys (the store hands out only the first
+//! unfinished effect of each key), so they run concurrently. The executor is told when an
+//! attempt is the last one, so it can feed a final failure back into its machine instead
+//! of leaving it waiting. Delivery is at least once: executors must be safe to repeat
+//! (they use the effect's idempotency key). Knows nothing about agent or merchant types.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use worldstore_domain::ports::store::{
+    Backoff, ClaimedEffect, EffectFailure, Key, Store, StoreError, StoreResult,
+};
+
+/// The clock, in unix seconds.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// How an attempt went wrong. Reasons must not contain personal data or secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EffectError {
+    /// Worth retrying later (an outage, a timeout, a lost race).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will never succeed (an effect this build cannot read, a bug).
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl From<StoreError> for EffectError {
+    fn from(error: StoreError) -> Self {
+        if error.is_transient() || matches!(error, StoreError::Conflict(_)) {
+            EffectError::Transient(error.to_string())
+        } else {
+            EffectError::Permanent(error.to_string())
+        }
+    }
+}
+
+/// One attempt at an effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// 1 for the first attempt.
+    pub number: u32,
+    /// No retry follows a transient failure of this attempt.
+    pub last: bool,
+}
+
+/// Executes claimed effects. Implemented by each role (the agent, the merchant).
+pub trait EffectExecutor: Send + Sync + 'static {
+    fn execute(
+        &self,
+        effect: &ClaimedEffect,
+        attempt: Attempt,
+    ) -> impl Future<Output = Result<(), EffectError>> + Send;
+}
+
+/// The worker's settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// This worker's id (leases are held in its name).
+    pub worker: Key,
+    /// Effects claimed at once.
+    pub batch: u32,
+    /// How long a claimed effect stays ours; must exceed the longest execution.
+    pub lease_seconds: u64,
+    /// Pause when the outbox is empty and nobody wakes us.
+    pub idle: Duration,
+    pub backoff: Backoff,
+}
+
+impl WorkerConfig {
+    pub fn new(worker: Key) -> Self {
+        Self {
+            worker,
+            batch: 16,
+            lease_seconds: 180,
+            idle: Duration::from_millis(250),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// Claims and executes effects until told to stop.
+pub struct OutboxWorker<S, E> {
+    store: Arc<S>,
+    executor: Arc<E>,
+    config: WorkerConfig,
+    clock: Clock,
+    wake: Arc<Notify>,
+}
+
+impl<S, E> Clone for OutboxWorker<S, E> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            executor: self.executor.clone(),
+            config: self.config.clone(),
+            clock: self.clock.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+}
+
+impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
+    pub fn new(store: Arc<S>, executor: Arc<E>, config: WorkerConfig, clock: Clock) -> Self {
+        Self {
+            store,
+            executor,
+            config,
+            clock,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Notified after a commit that enqueued effects, so the worker does not wait `idle`.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Uses `wake` (shared with whoever commits effects) instead of the worker's own.
+    pub fn with_waker(mut self, wake: Arc<Notify>) -> Self {
+        self.wake = wake;
+        self
+    }
+
+    /// One round: claims a batch, executes it, records the outcomes. Returns how many
+    /// effects were claimed.
+    pub async fn run_once(&self) -> StoreResult<usize> {
+        let now = (self.clock)();
+        let claimed = self
+            .store
+            .claim_effects(
+                &self.config.worker,
+                self.config.batch,
+                now,
+                now.saturating_add(self.config.lease_seconds),
+            )
+            .await?;
+        let count = claimed.len();
+        let mut tasks = JoinSet::new();
+        for effect in claimed {
+            let this = self.clone();
+            tasks.spawn(async move { this.execute_one(effect).await });
+        }
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(panic) => tracing::error!(error = %panic, "an effect execution panicked"),
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(count),
+        }
+    }
+
+    async fn execute_one(&self, effect: ClaimedEffect) -> StoreResult<()> {
+        let backoff = self.config.backoff;
+        let attempt = Attempt {
+            number: effect.attempts,
+            last: effect.attempts >= backoff.max_attempts,
+        };
+        let outcome = self.executor.execute(&effect, attempt).await;
+        let now = (self.clock)();
+        let worker = &self.config.worker;
+        match outcome {
+            Ok(()) => self.store.complete_effect(effect.id, worker, now).await,
+            Err(EffectError::Transient(reason)) => {
+                let failure = match backoff.retry_at(effect.attempts, now) {
+                    Some(retry_at) => {
+                        tracing::warn!(effect = %effect.id, attempt = effect.attempts, %reason, "effect failed; retrying");
+                        EffectFailure::Transient { retry_at, reason }
+                    }
+                    None => {
+                        tracing::error!(effect = %effect.id, %reason, "effect failed too often; giving up");
+                        EffectFailure::Permanent { reason }
+                    }
+                };
+                self.store
+                    .fail_effect(effect.id, worker, failure, now)
+                    .await
+            }
+            Err(EffectError::Permanent(reason)) => {
+                tracing::error!(effect = %effect.id, %reason, "effect failed permanently");
+                let failure = EffectFailure::Permanent { reason };
+                self.store
+                    .fail_effect(effect.id, worker, failure, now)
+                    .await
+            }
+        }
+    }
+
+    /// Runs rounds until `stop` turns true. Store errors are logged and retried after
+    /// `idle`: an outage must not end the worker.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let notified = self.wake.notified();
+            match self.run_once().await {
+                Ok(0) => {
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep(self.config.idle) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "outbox round failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.idle) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+}
