@@ -43,14 +43,21 @@ async function searchAndBuy(page, prefix) {
   expect((await quote.getByTestId("quote-product").textContent()).trim() === title, "the quote is for the product bought");
   await shot(page, args, `${prefix}-2-quote`);
 
-  const confirm = page.getByRole("button", { name: /^confirm/i }).last();
+  const orderId = await quote.getAttribute("data-order-id");
+  // The domain's confirm menu: action "confirm", labelled "Confirm and pay".
+  const confirm = quote.locator('[data-testid="menu-action"][data-action-id="confirm"]')
+    .or(page.getByRole("button", { name: /^confirm/i })).last();
   await confirm.and(page.locator(":enabled")).waitFor(T);
+  const payments = await payment(page).count();
   await confirm.click();
-  return { title, total };
+  return { title, total, orderId, payments };
 }
 
-async function expectDelivered(page, prefix) {
-  const timeline = page.getByTestId("order-timeline").last();
+const payment = (page) => page.locator('[data-testid="tx-card"][data-purpose="payment"]');
+
+/// The timeline of the order quoted (the quote's order id), not of an earlier one.
+async function expectDelivered(page, prefix, orderId) {
+  const timeline = page.getByTestId("order-timeline").and(page.locator(`[data-order-id=${JSON.stringify(orderId)}]`));
   await timeline.locator('[data-testid="order-step"][data-stage="delivered"][data-state="done"]').waitFor(T);
   for (const stage of ["paid", "shipped"]) {
     const state = await timeline.locator(`[data-testid="order-step"][data-stage="${stage}"]`).getAttribute("data-state");
@@ -59,8 +66,9 @@ async function expectDelivered(page, prefix) {
   await shot(page, args, `${prefix}-4-delivered`);
 }
 
-async function expectPayment(page) {
-  const tx = page.locator('[data-testid="tx-card"][data-purpose="payment"]').last();
+/// A payment transaction card beyond the `before` already shown.
+async function expectPayment(page, before) {
+  const tx = payment(page).nth(before);
   await tx.waitFor(T);
   const link = tx.getByTestId("tx-link");
   if (await link.count()) {
@@ -75,32 +83,32 @@ async function expectPayment(page) {
 const checks = {
   async buy(browser) {
     const page = await openPage(browser, args, args.target === "demo" ? "demo" : `buyer-${stamp}`);
-    await searchAndBuy(page, "buy");
-    await expectPayment(page);
+    const bought = await searchAndBuy(page, "buy");
+    await expectPayment(page, bought.payments);
     await shot(page, args, "buy-3-paid");
-    await expectDelivered(page, "buy");
+    await expectDelivered(page, "buy", bought.orderId);
     await expectCleanTranscript(page, "buy");
     await closeClean(page);
   },
 
   async funding(browser) {
     const page = await openPage(browser, args, "demo-unfunded");
-    await searchAndBuy(page, "funding");
-    const card = page.getByTestId("funding-card").last();
+    const fundings = await page.getByTestId("funding-card").count();
+    const fundingTxs = await page.locator('[data-testid="tx-card"][data-purpose="funding"]').count();
+    const bought = await searchAndBuy(page, "funding");
+    const card = page.getByTestId("funding-card").nth(fundings);
     await card.waitFor(T);
     expect(/\d/.test(await card.getByTestId("funding-amount").textContent()), "the funding card shows an amount");
     await shot(page, args, "funding-3-request");
-    const txBefore = await page.getByTestId("tx-card").count();
     await card.getByTestId("funding-approve").click();
-    await page.locator('[data-testid="funding-card"][data-state="approved"]').last().waitFor(T);
-    await page.locator('[data-testid="tx-card"][data-purpose="funding"]').nth(0).waitFor(T);
+    await page.locator('[data-testid="funding-card"][data-state="approved"]').nth(0).waitFor(T);
     if (args.target === "scripted") {
+      await page.locator('[data-testid="tx-card"][data-purpose="funding"]').nth(fundingTxs).waitFor(T);
       await page.getByTestId("text").filter({ hasText: /resumed/i }).last().waitFor(T);
     }
-    // The purchase resumes without another click.
-    await page.getByTestId("tx-card").nth(txBefore + 1).waitFor(T);
-    await expectPayment(page);
-    await expectDelivered(page, "funding");
+    // The purchase resumes without another click: paid, then delivered.
+    await expectPayment(page, bought.payments);
+    await expectDelivered(page, "funding", bought.orderId);
     await expectCleanTranscript(page, "funding");
     await closeClean(page);
   },
