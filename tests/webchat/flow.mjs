@@ -118,9 +118,12 @@ const checks = {
     const page = await openPage(browser, args, user);
     await say(page, `hello ${stamp}`);
     await page.getByTestId("user-text").filter({ hasText: `hello ${stamp}` }).waitFor(T);
-    await page.locator('[data-testid="msg"][data-type="user"][data-seq]').last().waitFor(T);
-    // Wait until the agent has answered, then compare.
-    await page.waitForTimeout(args.target === "demo" ? 2000 : 300);
+    const mine = page.locator('[data-testid="msg"][data-type="user"][data-seq]').filter({ hasText: `hello ${stamp}` });
+    await mine.waitFor(T);
+    const mySeq = Number(await mine.getAttribute("data-seq"));
+    // Wait for the agent's answer: any later message that is not ours.
+    await page.waitForFunction((seq) => [...document.querySelectorAll('[data-testid="msg"][data-seq]')]
+      .some((n) => Number(n.dataset.seq) > seq && n.dataset.type !== "user"), mySeq, T);
     const before = await expectCleanTranscript(page, "before reload");
     const texts = await page.getByTestId("transcript").innerText();
     await page.reload();
@@ -128,15 +131,15 @@ const checks = {
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid="msg"][data-seq]').length >= n, before.length, T);
     const after = await expectCleanTranscript(page, "after reload");
     expect(JSON.stringify(after.slice(0, before.length)) === JSON.stringify(before), `the same messages after reload (${before} vs ${after})`);
-    const mine = await page.getByTestId("user-text").filter({ hasText: `hello ${stamp}` }).count();
-    expect(mine === 1, `my message shows once after reload (${mine})`);
+    const shown = await page.getByTestId("user-text").filter({ hasText: `hello ${stamp}` }).count();
+    expect(shown === 1, `my message shows once after reload (${shown})`);
     expect((await page.getByTestId("transcript").innerText()).startsWith(texts.slice(0, 200)), "the transcript reads the same");
     await shot(page, args, "reload");
     await closeClean(page);
   },
 
   async "server-drop"(browser) {
-    if (args.target !== "scripted") return;
+    if (args.target !== "scripted") return "needs the scripted responder's /drop";
     const page = await openPage(browser, args, `drop-${stamp}`);
     await say(page, "search earbuds");
     await page.getByTestId("product-card").first().waitFor(T);

@@ -24,7 +24,7 @@ export function parseArgs(argv, defaults = {}) {
   if (!args.help && !args.url) throw new Error("--url http://127.0.0.1:PORT is required");
   if (!["scripted", "demo"].includes(args.target)) throw new Error("--target is scripted or demo");
   // The real agent answers more slowly than the scripted responder (chain, fulfilment).
-  args.timeout = args.timeout || (args.target === "demo" ? 60000 : 10000);
+  args.timeout = args.timeout || (args.target === "demo" ? 60000 : 20000);
   args.url = args.url ? args.url.replace(/\/+$/, "") : args.url;
   mkdirSync(args.out, { recursive: true });
   return args;
@@ -72,7 +72,7 @@ export function expect(condition, message) {
 }
 
 export async function shot(page, args, name) {
-  await page.screenshot({ path: join(args.out, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(args.out, `${args.target}-${name}.png`), fullPage: true });
 }
 
 export async function say(page, text) {
@@ -104,8 +104,8 @@ export async function runChecks(args, checks) {
       if (args.only && !args.only.includes(name)) continue;
       const started = Date.now();
       try {
-        await check(browser);
-        console.log(`ok   ${name} (${Date.now() - started} ms)`);
+        const skipped = await check(browser);
+        console.log(skipped ? `skip ${name}: ${skipped}` : `ok   ${name} (${Date.now() - started} ms)`);
       } catch (e) {
         failed += 1;
         console.log(`FAIL ${name}: ${e.stack || e}`);
