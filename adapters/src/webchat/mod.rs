@@ -81,10 +81,15 @@ pub struct WebChatConfig {
     pub inbound_buffer: usize,
     /// Client message ids remembered per user to drop duplicates.
     pub recent_ids: usize,
+    /// Users whose logs are kept in memory. Beyond it, the least recently active user
+    /// without an open socket is forgotten (the agent's store keeps the conversation; the
+    /// log is only for redrawing the page), so made-up user ids cannot exhaust memory.
+    pub max_users: usize,
     /// Link transactions to public block explorers. Off in the sandbox, whose embedded
     /// chain has no explorer (the page then shows the hash).
     pub explorer_links: bool,
-    /// Identifies this log's lifetime to clients (see the `welcome` frame).
+    /// Identifies this log's lifetime to clients (see the `welcome` frame): set it from the
+    /// start time so that a restarted server is told apart from the one before.
     pub epoch: u64,
 }
 
@@ -95,6 +100,7 @@ impl Default for WebChatConfig {
             socket_buffer: 256,
             inbound_buffer: 256,
             recent_ids: 256,
+            max_users: 10_000,
             explorer_links: false,
             epoch: 1,
         }
@@ -148,8 +154,36 @@ pub struct WebChat {
 struct Shared {
     config: WebChatConfig,
     inbound: mpsc::Sender<WebInbound>,
-    users: Mutex<HashMap<Key, UserLog>>,
+    users: Mutex<Users>,
     next_socket: AtomicU64,
+}
+
+/// Every user's log, and a clock of activity for choosing whom to forget.
+#[derive(Default)]
+struct Users {
+    logs: HashMap<Key, UserLog>,
+    tick: u64,
+}
+
+impl Users {
+    /// The user's log, created when missing (forgetting an idle user when full).
+    fn log(&mut self, user: &Key, max_users: usize) -> &mut UserLog {
+        self.tick += 1;
+        if !self.logs.contains_key(user) && self.logs.len() >= max_users.max(1) {
+            let idle = self
+                .logs
+                .iter()
+                .filter(|(_, log)| log.sockets.is_empty())
+                .min_by_key(|(_, log)| log.touched)
+                .map(|(key, _)| key.clone());
+            if let Some(idle) = idle {
+                self.logs.remove(&idle);
+            }
+        }
+        let log = self.logs.entry(user.clone()).or_insert_with(UserLog::new);
+        log.touched = self.tick;
+        log
+    }
 }
 
 /// One user's conversation as the channel keeps it.
@@ -158,6 +192,8 @@ struct UserLog {
     entries: VecDeque<(u64, Arc<str>)>,
     sockets: Vec<(u64, mpsc::Sender<Arc<str>>)>,
     recent_ids: VecDeque<String>,
+    /// [`Users::tick`] when last used.
+    touched: u64,
 }
 
 impl UserLog {
@@ -167,6 +203,7 @@ impl UserLog {
             entries: VecDeque::new(),
             sockets: Vec::new(),
             recent_ids: VecDeque::new(),
+            touched: 0,
         }
     }
 
@@ -216,7 +253,7 @@ impl WebChat {
         let shared = Shared {
             config,
             inbound,
-            users: Mutex::new(HashMap::new()),
+            users: Mutex::new(Users::default()),
             next_socket: AtomicU64::new(1),
         };
         (
@@ -242,34 +279,35 @@ impl WebChat {
     /// Returns its sequence number.
     pub fn deliver(&self, user: &Key, outgoing: &Outgoing) -> Result<u64, DeliverError> {
         let body = Body::from_outgoing(outgoing, self.shared.config.explorer_links);
-        let capacity = self.shared.config.log_capacity;
-        let mut users = self.users();
-        users
-            .entry(user.clone())
-            .or_insert_with(UserLog::new)
-            .append(body, capacity)
+        let config = &self.shared.config;
+        self.users()
+            .log(user, config.max_users)
+            .append(body, config.log_capacity)
     }
 
     /// Closes every open socket of `user` (the page reconnects and replays). Returns how
     /// many were open.
     pub fn disconnect(&self, user: &Key) -> usize {
-        let mut users = self.users();
-        users
+        self.users()
+            .logs
             .get_mut(user)
             .map_or(0, |log| std::mem::take(&mut log.sockets).len())
     }
 
     /// Open sockets of `user`.
     pub fn connections(&self, user: &Key) -> usize {
-        self.users().get(user).map_or(0, |log| log.sockets.len())
+        self.users()
+            .logs
+            .get(user)
+            .map_or(0, |log| log.sockets.len())
     }
 
     /// The last sequence number logged for `user` (0: nothing yet).
     pub fn last_seq(&self, user: &Key) -> u64 {
-        self.users().get(user).map_or(0, UserLog::last_seq)
+        self.users().logs.get(user).map_or(0, UserLog::last_seq)
     }
 
-    fn users(&self) -> MutexGuard<'_, HashMap<Key, UserLog>> {
+    fn users(&self) -> MutexGuard<'_, Users> {
         // A panic while holding the lock leaves the map consistent (every update is a
         // single push or retain), so a poisoned lock is still usable.
         self.shared
@@ -284,7 +322,7 @@ impl WebChat {
         let socket_id = self.shared.next_socket.fetch_add(1, Ordering::Relaxed);
         let (sender, frames) = mpsc::channel(self.shared.config.socket_buffer.max(1));
         let mut users = self.users();
-        let log = users.entry(user.clone()).or_insert_with(UserLog::new);
+        let log = users.log(user, self.shared.config.max_users);
         let replay = log
             .entries
             .iter()
@@ -302,7 +340,7 @@ impl WebChat {
     }
 
     fn detach(&self, user: &Key, socket_id: u64) {
-        if let Some(log) = self.users().get_mut(user) {
+        if let Some(log) = self.users().logs.get_mut(user) {
             log.sockets.retain(|(id, _)| *id != socket_id);
         }
     }
@@ -324,7 +362,7 @@ impl WebChat {
         };
         let config = &self.shared.config;
         let mut users = self.users();
-        let log = users.entry(user.clone()).or_insert_with(UserLog::new);
+        let log = users.log(user, config.max_users);
         if log.recent_ids.iter().any(|id| id == client_id) {
             return Ok(Accepted::Duplicate);
         }

@@ -17,8 +17,10 @@ use tokio::sync::mpsc;
 use worldstore_domain::ports::store::Key;
 
 const PAGE: &str = include_str!("page.html");
-/// Largest frame a browser may send; a text message is at most 4000 characters.
-const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Largest frame a browser may send. A text message is at most 4000 characters, and a
+/// longer one is answered with an error frame; only frames beyond this size (never sent by
+/// the page) end the connection.
+const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// A socket must say hello within this time.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -553,3 +553,36 @@ async fn the_page_is_served_with_a_policy_that_allows_only_its_own_script_and_st
     );
     assert!(!body.contains("src=\"http"), "nothing external loads");
 }
+
+#[tokio::test]
+async fn beyond_max_users_the_least_recently_active_user_without_a_socket_is_forgotten() {
+    let config = WebChatConfig {
+        max_users: 2,
+        ..WebChatConfig::default()
+    };
+    let (chat, _inbound, addr) = start(config).await;
+    chat.deliver(&key("a"), &text("to a")).unwrap();
+    chat.deliver(&key("b"), &text("to b")).unwrap();
+    chat.deliver(&key("c"), &text("to c")).unwrap();
+    assert_eq!(
+        [
+            chat.last_seq(&key("a")),
+            chat.last_seq(&key("b")),
+            chat.last_seq(&key("c"))
+        ],
+        [0, 1, 1]
+    );
+
+    // b is the least recently active, but connected: c goes instead.
+    let (_socket, welcome) = hello(addr, "b", 0).await;
+    assert_eq!(welcome["last_seq"], 1);
+    chat.deliver(&key("d"), &text("to d")).unwrap();
+    assert_eq!(
+        [
+            chat.last_seq(&key("b")),
+            chat.last_seq(&key("c")),
+            chat.last_seq(&key("d"))
+        ],
+        [1, 0, 1]
+    );
+}
