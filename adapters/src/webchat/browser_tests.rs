@@ -1,7 +1,7 @@
 //! Runs the browser harness (`tests/webchat/page.mjs` and `flow.mjs`, playwright-core on the
 //! system's headless Chromium) against the real router with the scripted responder. Skips,
 //! saying why, when Chromium or the harness's packages are missing (`scripts/install-browser`
-//! installs both; `scripts/test-all` runs it first).
+//! installs both; `scripts/test-all` runs it first). Under `CI` a missing prerequisite fails.
 
 use super::{WebChat, WebChatConfig, scripted};
 use std::path::{Path, PathBuf};
@@ -12,6 +12,13 @@ use std::time::Duration;
 const HARNESS_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn missing_prerequisite(harness: &Path, chromium: &Path) -> Option<String> {
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status();
+    if !node.is_ok_and(|status| status.success()) {
+        return Some("node is not on PATH".to_owned());
+    }
     if !chromium.exists() {
         return Some(format!("{} is missing", chromium.display()));
     }
@@ -61,6 +68,11 @@ async fn the_page_passes_the_browser_harness() {
     let chromium = std::env::var_os("WORLDSTORE_CHROMIUM")
         .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
     if let Some(reason) = missing_prerequisite(&harness, &chromium) {
+        // Under CI (scripts/test-all installs both) a missing browser is a failure.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the browser harness cannot run under CI: {reason}"
+        );
         println!("SKIPPED the browser harness: {reason} (run scripts/install-browser)");
         return;
     }
