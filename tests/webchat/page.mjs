@@ -69,6 +69,7 @@ const checks = {
     // The reply to the intent (the main menu again) arrives; the answered menu is disabled.
     await page.getByTestId("menu").nth(1).waitFor(T);
     expect(await first.isDisabled(), "an answered menu cannot be answered again");
+    expect(await input.evaluate((el) => el === document.activeElement), "focus is back in the input");
     await shot(page, args, "page-keyboard");
     await closeClean(page);
   },
