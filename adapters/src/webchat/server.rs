@@ -126,8 +126,8 @@ async fn send_error(
     send_control(socket, &Control::Error { code, message, id }).await
 }
 
-/// Reads one text frame; `None` when the socket is gone. Binary frames are answered with
-/// an error here; pings are answered by the WebSocket layer.
+/// What the next data frame was: pings and pongs are skipped (the WebSocket layer answers
+/// pings), binary frames are `Other` (answered with an error frame).
 enum Read {
     Text(String),
     Other,
@@ -135,11 +135,14 @@ enum Read {
 }
 
 async fn read(socket: &mut WebSocket) -> Read {
-    match socket.recv().await {
-        Some(Ok(Message::Text(text))) => Read::Text(text.as_str().to_owned()),
-        Some(Ok(Message::Binary(_))) => Read::Other,
-        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Read::Other,
-        Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Read::Closed,
+    loop {
+        return match socket.recv().await {
+            Some(Ok(Message::Text(text))) => Read::Text(text.as_str().to_owned()),
+            Some(Ok(Message::Binary(_))) => Read::Other,
+            // Answered by the WebSocket layer itself; nothing for us to do.
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Read::Closed,
+        };
     }
 }
 

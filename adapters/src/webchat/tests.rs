@@ -427,6 +427,8 @@ async fn malformed_frames_are_answered_with_errors_and_the_socket_keeps_working(
         .await
         .unwrap();
     assert_eq!(code(&next(&mut ws).await), "malformed");
+    // A ping is answered with a pong by the WebSocket layer, not with an error frame.
+    ws.send(Message::Ping(vec![7].into())).await.unwrap();
     send(&mut ws, json!({"type": "hello", "user": "bad user\n"})).await;
     assert_eq!(code(&next(&mut ws).await), "invalid");
     send(&mut ws, json!({"type": "hello", "user": "x".repeat(65)})).await;
