@@ -55,6 +55,9 @@
 //! | `ack` | `id`, `duplicate` | a message was logged and handed to the agent |
 //! | `error` | `code` (malformed, invalid, protocol, unavailable), `message`, `id?` | a frame was refused |
 //!
+//! The page shows "Connected" (`data-testid="connection"`, `data-state="open"`) once the
+//! replay has reached the welcome's `last_seq`; what the user typed meanwhile is sent then.
+//!
 //! Text, titles and every other catalogue string are untrusted: the page builds the DOM
 //! with `textContent` only, never `innerHTML`, and links only `https:` URLs.
 
