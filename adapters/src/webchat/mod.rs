@@ -91,8 +91,9 @@ pub struct WebChatConfig {
     /// Link transactions to public block explorers. Off in the sandbox, whose embedded
     /// chain has no explorer (the page then shows the hash).
     pub explorer_links: bool,
-    /// Identifies this log's lifetime to clients (see the `welcome` frame): set it from the
-    /// start time so that a restarted server is told apart from the one before.
+    /// Identifies this log's lifetime to clients (see the `welcome` frame), so that a
+    /// restarted server is told apart from the one before. The default is the start time
+    /// in milliseconds.
     pub epoch: u64,
 }
 
@@ -105,7 +106,9 @@ impl Default for WebChatConfig {
             recent_ids: 256,
             max_users: 10_000,
             explorer_links: false,
-            epoch: 1,
+            epoch: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 }
