@@ -7,7 +7,6 @@
 //!
 //! Prints `listening http://127.0.0.1:PORT` once it accepts connections.
 
-use std::time::{SystemTime, UNIX_EPOCH};
 use worldstore_adapters::webchat::{WebChat, WebChatConfig, scripted};
 
 #[tokio::main]
@@ -27,12 +26,8 @@ async fn main() -> std::io::Result<()> {
             other => return Err(std::io::Error::other(format!("unknown argument {other}"))),
         }
     }
-    let epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_secs());
     let (chat, inbound) = WebChat::new(WebChatConfig {
         explorer_links,
-        epoch,
         ..WebChatConfig::default()
     });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;

@@ -101,7 +101,7 @@ const checks = {
     expect(/\d/.test(await card.getByTestId("funding-amount").textContent()), "the funding card shows an amount");
     await shot(page, args, "funding-3-request");
     await card.getByTestId("funding-approve").click();
-    await page.locator('[data-testid="funding-card"][data-state="approved"]').nth(0).waitFor(T);
+    await card.and(page.locator('[data-state="approved"]')).waitFor(T);
     if (args.target === "scripted") {
       await page.locator('[data-testid="tx-card"][data-purpose="funding"]').nth(fundingTxs).waitFor(T);
       await page.getByTestId("text").filter({ hasText: /resumed/i }).last().waitFor(T);

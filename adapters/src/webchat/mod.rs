@@ -55,6 +55,9 @@
 //! | `ack` | `id`, `duplicate` | a message was logged and handed to the agent |
 //! | `error` | `code` (malformed, invalid, protocol, unavailable), `message`, `id?` | a frame was refused |
 //!
+//! The page shows "Connected" (`data-testid="connection"`, `data-state="open"`) once the
+//! replay has reached the welcome's `last_seq`; what the user typed meanwhile is sent then.
+//!
 //! Text, titles and every other catalogue string are untrusted: the page builds the DOM
 //! with `textContent` only, never `innerHTML`, and links only `https:` URLs.
 
@@ -88,8 +91,9 @@ pub struct WebChatConfig {
     /// Link transactions to public block explorers. Off in the sandbox, whose embedded
     /// chain has no explorer (the page then shows the hash).
     pub explorer_links: bool,
-    /// Identifies this log's lifetime to clients (see the `welcome` frame): set it from the
-    /// start time so that a restarted server is told apart from the one before.
+    /// Identifies this log's lifetime to clients (see the `welcome` frame), so that a
+    /// restarted server is told apart from the one before. The default is the start time
+    /// in milliseconds.
     pub epoch: u64,
 }
 
@@ -102,7 +106,9 @@ impl Default for WebChatConfig {
             recent_ids: 256,
             max_users: 10_000,
             explorer_links: false,
-            epoch: 1,
+            epoch: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         }
     }
 }
