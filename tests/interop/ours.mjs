@@ -33,5 +33,5 @@ export async function startOurFacilitator({ rpcUrl, token }) {
     }
     rmSync(dataDir, { recursive: true, force: true });
   };
-  return { url, close, log: [] };
+  return { url, close, log: [], pid: child.pid };
 }
