@@ -53,6 +53,9 @@ function response(status, headers, body)
     ok = ok + 1
   else
     bad = bad + 1
+    if sample == nil then
+      sample = string.format("%d %s", status, string.sub(body or "", 1, 300))
+    end
   end
   if exhausted == 1 then
     wrk.thread:stop()
@@ -62,6 +65,10 @@ end
 function done(summary, latency, requests)
   local okAll, badAll, ex = 0, 0, 0
   for _, t in ipairs(threads) do
+    local s = t:get("sample")
+    if s ~= nil then
+      io.write("FAILED " .. s .. "\n")
+    end
     okAll = okAll + t:get("ok")
     badAll = badAll + t:get("bad")
     ex = ex + t:get("exhausted")

@@ -32,6 +32,7 @@ const REFERENCE_KEY = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c
 const DURATION = Number(arg("--duration") ?? 10);
 const CONCURRENCY = (arg("--concurrency") ?? "1,8,32").split(",").map(Number);
 const JSON_OUT = arg("--json");
+const ENDPOINTS = (arg("--endpoints") ?? "verify,settle").split(",");
 const VALUE = 1000n; // 0.001 USDC per payment
 const MAX_TIMEOUT = 3600;
 const COUNT_VERIFY = 100;
@@ -214,6 +215,7 @@ async function wrk({ url, file, mode, connections, duration, watch = {} }) {
   const line = out.split("\n").find((l) => l.startsWith("RESULT "));
   if (code !== 0 || !line) throw new Error(`wrk exited ${code} without a RESULT line:\n${out}`);
   const r = JSON.parse(line.slice(7));
+  r.failedSamples = out.split("\n").filter((l) => l.startsWith("FAILED ")).map((l) => l.slice(7));
   const seconds = r.duration_us / 1e6;
   // CPU milliseconds per request of each watched process (facilitator, anvil).
   const cpuMsPerRequest = Object.fromEntries(Object.entries(watch).map(([k, pid]) =>
@@ -311,7 +313,7 @@ async function main() {
   // /verify: the same valid body over and over.
   const verifyFile = path.join(dir, "verify.jsonl");
   writeFileSync(verifyFile, `${await signedBody(token)}\n`);
-  for (const c of CONCURRENCY) {
+  for (const c of ENDPOINTS.includes("verify") ? CONCURRENCY : []) {
     for (const [name, p] of Object.entries(peers)) {
       await wrk({ url: `${p.url}/verify`, file: verifyFile, mode: "cycle", connections: c, duration: 2 }); // warm-up
       const r = await wrk({ url: `${p.url}/verify`, file: verifyFile, mode: "cycle", connections: c, duration: DURATION, watch: { facilitator: p.pid, anvil: anvil.child.pid } });
@@ -323,7 +325,7 @@ async function main() {
   // /settle: a distinct authorization per request; pool sized from the last measured rate.
   const estimate = {};
   for (const name of Object.keys(peers)) estimate[name] = 1000 / calls[name].sequentialSettleMs;
-  for (const c of CONCURRENCY) {
+  for (const c of ENDPOINTS.includes("settle") ? CONCURRENCY : []) {
     for (const [name, p] of Object.entries(peers)) {
       const guess = estimate[name] * Math.min(c, 4);
       const size = Math.min(MAX_POOL, Math.ceil(guess * DURATION * 1.5) + 200);
@@ -335,6 +337,7 @@ async function main() {
       results.push({ endpoint: "settle", facilitator: name, pool: size, ...r });
       estimate[name] = Math.max(estimate[name], r.okRps);
       log(`settle ${name} c=${c}: ${r.rps.toFixed(0)} req/s (${r.okRps.toFixed(0)} successful/s), p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, ok ${r.ok}/${r.requests}${r.exhausted ? ` POOL EXHAUSTED (${size})` : ""}, CPU ms/request ${JSON.stringify(r.cpuMsPerRequest)}`);
+      for (const sample of r.failedSamples) log(`  a failed settle answer: ${sample}`);
     }
   }
   load.push(os.loadavg());
@@ -344,7 +347,7 @@ async function main() {
   const lines = [];
   lines.push("| endpoint | c | ours req/s | reference req/s | ours/ref | ours p50 ms | ours p99 ms | ref p50 ms | ref p99 ms | ours ok | ref ok | CPU ms/req ours (anvil) | CPU ms/req ref (anvil) |");
   lines.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-  for (const endpoint of ["verify", "settle"]) {
+  for (const endpoint of ENDPOINTS) {
     for (const c of CONCURRENCY) {
       const o = row(endpoint, c, "ours");
       const f = row(endpoint, c, "reference");
