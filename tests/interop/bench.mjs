@@ -315,8 +315,15 @@ async function main() {
   writeFileSync(verifyFile, `${await signedBody(token)}\n`);
   for (const c of ENDPOINTS.includes("verify") ? CONCURRENCY : []) {
     for (const [name, p] of Object.entries(peers)) {
-      await wrk({ url: `${p.url}/verify`, file: verifyFile, mode: "cycle", connections: c, duration: 2 }); // warm-up
-      const r = await wrk({ url: `${p.url}/verify`, file: verifyFile, mode: "cycle", connections: c, duration: DURATION, watch: { facilitator: p.pid, anvil: anvil.child.pid } });
+      let r;
+      try {
+        await wrk({ url: `${p.url}/verify`, file: verifyFile, mode: "cycle", connections: c, duration: 2 }); // warm-up
+        r = await wrk({ url: `${p.url}/verify`, file: verifyFile, mode: "cycle", connections: c, duration: DURATION, watch: { facilitator: p.pid, anvil: anvil.child.pid } });
+      } catch (e) {
+        log(`verify ${name} c=${c} FAILED: ${e.message}`);
+        results.push({ endpoint: "verify", facilitator: name, connections: c, error: e.message });
+        continue;
+      }
       results.push({ endpoint: "verify", facilitator: name, ...r });
       log(`verify ${name} c=${c}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, ok ${r.ok}/${r.requests}, CPU ms/request ${JSON.stringify(r.cpuMsPerRequest)}`);
     }
@@ -330,10 +337,19 @@ async function main() {
       const guess = estimate[name] * Math.min(c, 4);
       const size = Math.min(MAX_POOL, Math.ceil(guess * DURATION * 1.5) + 200);
       const file = path.join(dir, `settle-${name}-${c}.jsonl`);
-      const lines = [];
-      for (let i = 0; i < size; i++) lines.push(await signedBody(token));
-      writeFileSync(file, `${lines.join("\n")}\n`);
-      const r = await wrk({ url: `${p.url}/settle`, file, mode: "once", connections: c, duration: DURATION, watch: { facilitator: p.pid, anvil: anvil.child.pid } });
+      let r;
+      try {
+        const lines = [];
+        for (let i = 0; i < size; i++) lines.push(await signedBody(token));
+        writeFileSync(file, `${lines.join("\n")}\n`);
+        r = await wrk({ url: `${p.url}/settle`, file, mode: "once", connections: c, duration: DURATION, watch: { facilitator: p.pid, anvil: anvil.child.pid } });
+      } catch (e) {
+        log(`settle ${name} c=${c} FAILED: ${e.message}`);
+        results.push({ endpoint: "settle", facilitator: name, connections: c, error: e.message });
+        continue;
+      } finally {
+        rmSync(file, { force: true });
+      }
       results.push({ endpoint: "settle", facilitator: name, pool: size, ...r });
       estimate[name] = Math.max(estimate[name], r.okRps);
       log(`settle ${name} c=${c}: ${r.rps.toFixed(0)} req/s (${r.okRps.toFixed(0)} successful/s), p50 ${r.p50_ms.toFixed(2)} ms, p99 ${r.p99_ms.toFixed(2)} ms, ok ${r.ok}/${r.requests}${r.exhausted ? ` POOL EXHAUSTED (${size})` : ""}, CPU ms/request ${JSON.stringify(r.cpuMsPerRequest)}`);
@@ -351,6 +367,10 @@ async function main() {
     for (const c of CONCURRENCY) {
       const o = row(endpoint, c, "ours");
       const f = row(endpoint, c, "reference");
+      if (!o || !f || o.error || f.error) {
+        lines.push(`| /${endpoint} | ${c} | ${o?.error ? "error" : "-"} | ${f?.error ? "error" : "-"} | | | | | | | | | |`);
+        continue;
+      }
       const cpuText = (r) => `${r.cpuMsPerRequest.facilitator} (${r.cpuMsPerRequest.anvil})`;
       const okText = (r) => `${r.ok}/${r.requests}${r.exhausted ? " (pool exhausted)" : ""}`;
       lines.push(`| /${endpoint} | ${c} | ${o.rps.toFixed(0)} | ${f.rps.toFixed(0)} | ${(o.rps / f.rps).toFixed(2)} | ${o.p50_ms.toFixed(2)} | ${o.p99_ms.toFixed(2)} | ${f.p50_ms.toFixed(2)} | ${f.p99_ms.toFixed(2)} | ${okText(o)} | ${okText(f)} | ${cpuText(o)} | ${cpuText(f)} |`);
