@@ -11,6 +11,7 @@
 //   talks to anvil through a counting JSON-RPC proxy (batches counted per call); the
 //   measured instances talk to anvil directly, so the proxy costs them nothing.
 // Ours pays gas with anvil key #1, the reference with key #4, so their nonces never clash.
+// /verify runs share one chain; every /settle run gets a fresh anvil and facilitator.
 // Everything is stopped on exit; the whole run is bounded by the caller's timeout.
 import { spawn, execFileSync } from "node:child_process";
 import http from "node:http";
@@ -90,7 +91,27 @@ async function startReference(rpcUrl) {
     });
     child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`reference facilitator exited ${code}: ${seen}`)); });
   });
-  return { url, pid: child.pid };
+  return { url, pid: child.pid, stop: () => stopChild(child) };
+}
+
+function stopChild(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) { children.delete(child); return resolve(); }
+    child.once("exit", () => { children.delete(child); resolve(); });
+    child.kill("SIGKILL");
+  });
+}
+
+/** A fresh anvil with FiatTokenV2_2 and the payer funded. */
+async function freshChain() {
+  const anvil = await startQuietAnvil();
+  try {
+    const token = getAddress(await deployFiatToken(anvil.url, [[ADDRESSES.buyer, 10n ** 15n]]));
+    return { anvil, rpcUrl: anvil.url, token, stop: () => stopChild(anvil.child) };
+  } catch (e) {
+    await stopChild(anvil.child);
+    throw e;
+  }
 }
 
 
@@ -333,22 +354,39 @@ async function main() {
   const estimate = {};
   for (const name of Object.keys(peers)) estimate[name] = 1000 / calls[name].sequentialSettleMs;
   for (const c of ENDPOINTS.includes("settle") ? CONCURRENCY : []) {
-    for (const [name, p] of Object.entries(peers)) {
+    for (const name of Object.keys(peers)) {
       const guess = estimate[name] * Math.min(c, 4);
       const size = Math.min(MAX_POOL, Math.ceil(guess * DURATION * 1.5) + 200);
       const file = path.join(dir, `settle-${name}-${c}.jsonl`);
+      // Each settle run gets a fresh anvil and a fresh facilitator: anvil's cost per mined
+      // block grows with the token's storage (one authorization slot per settlement), so a
+      // shared chain would slow down whichever run comes later.
+      const stops = [];
       let r;
       try {
+        const fresh = await freshChain();
+        stops.push(fresh.stop);
+        let peer;
+        if (name === "ours") {
+          const f = await startOurFacilitator({ rpcUrl: fresh.rpcUrl, token: fresh.token });
+          pids.add(f.pid);
+          stops.push(f.close);
+          peer = f;
+        } else {
+          peer = await startReference(fresh.rpcUrl);
+          stops.push(peer.stop);
+        }
         const lines = [];
-        for (let i = 0; i < size; i++) lines.push(await signedBody(token));
+        for (let i = 0; i < size; i++) lines.push(await signedBody(fresh.token));
         writeFileSync(file, `${lines.join("\n")}\n`);
-        r = await wrk({ url: `${p.url}/settle`, file, mode: "once", connections: c, duration: DURATION, watch: { facilitator: p.pid, anvil: anvil.child.pid } });
+        r = await wrk({ url: `${peer.url}/settle`, file, mode: "once", connections: c, duration: DURATION, watch: { facilitator: peer.pid, anvil: fresh.anvil.child.pid } });
       } catch (e) {
         log(`settle ${name} c=${c} FAILED: ${e.message}`);
         results.push({ endpoint: "settle", facilitator: name, connections: c, error: e.message });
         continue;
       } finally {
         rmSync(file, { force: true });
+        while (stops.length) await stops.pop()().catch(() => {});
       }
       results.push({ endpoint: "settle", facilitator: name, pool: size, ...r });
       estimate[name] = Math.max(estimate[name], r.okRps);
