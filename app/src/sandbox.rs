@@ -70,6 +70,8 @@ pub struct SandboxConfig {
     pub lease_seconds: u64,
     /// How often the merchant asks fulfilment about delivery.
     pub merchant_poll_seconds: u64,
+    /// The brain: offline unless configured otherwise.
+    pub brain: BrainSettings,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -96,6 +98,7 @@ impl SandboxConfig {
             clock: None,
             lease_seconds: 60,
             merchant_poll_seconds: 1,
+            brain: BrainSettings::Offline,
         }
     }
 }
@@ -274,7 +277,7 @@ impl SandboxWorld {
             },
             own_wallet: Some(own_wallet),
         };
-        let brain = BrainChoice::from_settings(BrainSettings::Offline).map_err(setup)?;
+        let brain = BrainChoice::from_settings(self.config.brain.clone()).map_err(setup)?;
         Ok(Agent::new(
             Arc::new(store),
             vec![self.chain.clone()],

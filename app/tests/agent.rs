@@ -270,3 +270,33 @@ async fn a_second_user_cannot_see_the_first_users_orders_or_profile() {
     running.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_inbound_message_is_processed_once() {
+    let dir = temp_dir("dedupe");
+    let world = SandboxWorld::start(config(&dir, 100)).await.unwrap();
+    let mail = Mailbox::new();
+    let agent = world.agent(mail.clone()).await.unwrap();
+    let running = agent.start();
+    let frank = user("frank");
+    let balance = || InboundContent::Text("balance".into());
+    let first = agent.receive(&frank, "msg-1", balance()).await.unwrap();
+    let again = agent.receive(&frank, "msg-1", balance()).await.unwrap();
+    assert_eq!(first, worldstore::agent::Received::Processed);
+    assert_eq!(again, worldstore::agent::Received::Duplicate);
+    let chat = Chat {
+        agent: agent.clone(),
+        mail,
+        user: frank,
+    };
+    chat.expect("Your agent wallet").await;
+    for _ in 0..100 {
+        if agent.store().unfinished_effects().await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(chat.count("Your agent wallet"), 1, "{}", chat.transcript());
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
