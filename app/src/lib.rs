@@ -10,8 +10,10 @@
 
 pub mod agent;
 pub mod brain;
+pub mod config;
 pub mod facilitator;
 pub mod merchant;
+pub mod metrics;
 pub mod outbox;
 pub mod sandbox;
 pub mod shared_chain;

@@ -567,3 +567,221 @@ async fn health_and_ready_answer() {
         .unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+/// A chain whose settlements never come back: the process "dies" while settling.
+struct StuckSettle(Arc<EmbeddedChain>);
+
+impl Chain for StuckSettle {
+    fn network(&self) -> worldstore_domain::network::Network {
+        self.0.network()
+    }
+    fn gas_payer(&self) -> Address {
+        self.0.gas_payer()
+    }
+    async fn token(
+        &self,
+    ) -> Result<
+        worldstore_domain::ports::chain::TokenFacts,
+        worldstore_domain::ports::chain::ChainError,
+    > {
+        self.0.token().await
+    }
+    async fn usdc_balance(
+        &self,
+        owner: Address,
+    ) -> Result<U256, worldstore_domain::ports::chain::ChainError> {
+        self.0.usdc_balance(owner).await
+    }
+    async fn balances(
+        &self,
+        owner: Address,
+    ) -> Result<
+        worldstore_domain::ports::chain::Balances,
+        worldstore_domain::ports::chain::ChainError,
+    > {
+        self.0.balances(owner).await
+    }
+    async fn authorization_used(
+        &self,
+        from: Address,
+        nonce: Nonce,
+    ) -> Result<bool, worldstore_domain::ports::chain::ChainError> {
+        self.0.authorization_used(from, nonce).await
+    }
+    async fn has_code(
+        &self,
+        address: Address,
+    ) -> Result<bool, worldstore_domain::ports::chain::ChainError> {
+        self.0.has_code(address).await
+    }
+    async fn chain_facts(
+        &self,
+        payment: &worldstore_domain::x402::SignedPayment,
+    ) -> Result<worldstore_domain::x402::ChainFacts, worldstore_domain::ports::chain::ChainError>
+    {
+        self.0.chain_facts(payment).await
+    }
+    async fn settle(
+        &self,
+        _payment: &worldstore_domain::x402::VerifiedPayment,
+    ) -> Result<
+        worldstore_domain::ports::chain::Settlement,
+        worldstore_domain::ports::chain::ChainError,
+    > {
+        std::future::pending().await
+    }
+    async fn reconcile(
+        &self,
+        tx_hash: alloy_primitives::B256,
+        expected: worldstore_domain::ports::chain::UsdcTransfer,
+    ) -> Result<
+        worldstore_domain::ports::chain::Settlement,
+        worldstore_domain::ports::chain::ChainError,
+    > {
+        self.0.reconcile(tx_hash, expected).await
+    }
+    async fn transfer_usdc(
+        &self,
+        to: Address,
+        value: U256,
+    ) -> Result<
+        worldstore_domain::ports::chain::Settlement,
+        worldstore_domain::ports::chain::ChainError,
+    > {
+        self.0.transfer_usdc(to, value).await
+    }
+    async fn watch_usdc_balance(
+        &self,
+        owner: Address,
+        at_least: U256,
+        timeout: std::time::Duration,
+    ) -> Result<
+        worldstore_domain::ports::chain::BalanceWatch,
+        worldstore_domain::ports::chain::ChainError,
+    > {
+        self.0.watch_usdc_balance(owner, at_least, timeout).await
+    }
+}
+
+#[tokio::test]
+async fn a_settlement_interrupted_by_a_crash_is_resumed_once_by_the_next_process() {
+    let now = Arc::new(AtomicU64::new(START));
+    let clock: Clock = {
+        let now = now.clone();
+        Arc::new(move || now.load(Ordering::SeqCst))
+    };
+    let chain =
+        Arc::new(EmbeddedChain::new(EmbeddedChainConfig::new(TREASURY, clock.clone())).unwrap());
+    let buyer = LocalSigner::from_bytes([0x44; 32]).unwrap();
+    chain
+        .mint(buyer.address(), U256::from(100_000_000u64))
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "worldstore-crash-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = TempDir(dir.clone());
+    let url = format!("sqlite://{}?mode=rwc", dir.join("store.db").display());
+    let config = |public_url: String| MerchantConfig {
+        pay_to: TREASURY,
+        fee: FeeRate::ZERO,
+        offer_ttl_seconds: 900,
+        max_timeout_seconds: 600,
+        public_url,
+        environment: "test".into(),
+        secret: Arc::new(secrecy::SecretBox::new(Box::new([9u8; 32]))),
+        delivery_poll_seconds: 30,
+    };
+    // Fulfilment is an outside service: it outlives our process.
+    let fulfilment = Arc::new(SandboxFulfilment::new(
+        SandboxCatalog::builtin().unwrap(),
+        FulfilmentConfig {
+            id_prefix: "crash".into(),
+            ..FulfilmentConfig::default()
+        },
+    ));
+    let sandbox = || fulfilment.clone();
+    let key = DataKey::from_bytes([7; 32]);
+
+    // The first process accepts the payment and never hears back from the chain.
+    let store = SqlStore::open(&url, &key).await.unwrap();
+    let first = Arc::new(
+        Merchant::new(
+            StuckSettle(chain.clone()),
+            sandbox(),
+            store,
+            config("http://a".into()),
+            clock.clone(),
+        )
+        .await
+        .unwrap(),
+    );
+    let body: worldstore::merchant::OrderBody =
+        serde_json::from_value(body(HEADPHONES, "Pat Lee")).unwrap();
+    let offered = first.offer(&body).await.unwrap();
+    let answer = worldstore_domain::x402::PaymentRequiredAnswer::new(
+        "pay",
+        std::slice::from_ref(&offered.offer),
+    );
+    let payment = sign_payment(
+        &buyer,
+        &PaymentChallenge::V2(answer.v2),
+        0,
+        &first.network().usdc(),
+        Nonce::new([0x77; 32]),
+        START,
+    )
+    .unwrap();
+    let paying = {
+        let (first, body, payment) = (first.clone(), body.clone(), payment.clone());
+        tokio::spawn(async move { first.pay(&body, &payment).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    paying.abort();
+    drop(first);
+    let before = chain.usdc_balance(buyer.address()).await.unwrap();
+
+    // The next process, on the same database, resumes the settlement exactly once.
+    let store = SqlStore::open(&url, &key).await.unwrap();
+    let second = Merchant::new(
+        chain.clone(),
+        sandbox(),
+        store,
+        config("http://b".into()),
+        clock,
+    )
+    .await
+    .unwrap();
+    let worker = Key::parse("second").unwrap();
+    now.fetch_add(30, Ordering::SeqCst);
+    assert_eq!(
+        second.work_once(&worker, 8).await.unwrap().resumed,
+        0,
+        "too early to resume"
+    );
+    now.fetch_add(121, Ordering::SeqCst);
+    assert_eq!(second.work_once(&worker, 8).await.unwrap().resumed, 1);
+    for _ in 0..3 {
+        second.work_once(&worker, 8).await.unwrap();
+    }
+    assert_eq!(
+        chain.usdc_balance(buyer.address()).await.unwrap(),
+        before - U256::from(42_090_000u64)
+    );
+    let view = second
+        .order_view(offered.order_id.as_str(), &offered.token)
+        .await
+        .unwrap();
+    assert_eq!(view.status, "in_delivery");
+    // Paying again with the same authorization answers the same settlement; nothing moves.
+    assert!(matches!(
+        second.pay(&body, &payment).await.unwrap(),
+        worldstore::merchant::PayAnswer::Accepted { .. }
+    ));
+    assert_eq!(
+        chain.usdc_balance(buyer.address()).await.unwrap(),
+        before - U256::from(42_090_000u64)
+    );
+}

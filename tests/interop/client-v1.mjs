@@ -7,10 +7,10 @@ import { privateKeyToAccount } from "viem/accounts";
 import { KEYS } from "./chain.mjs";
 import { arg, b64json, isMain, requireLoopback } from "./util.mjs";
 
-export async function payV1({ url, key = KEYS.buyer, maxValue = 10_000_000n }) {
+export async function payV1({ url, key = KEYS.buyer, maxValue = 100_000_000n, init = { method: "GET" } }) {
   requireLoopback(url, "resource URL");
   const payFetch = wrapFetchWithPayment(fetch, privateKeyToAccount(key), BigInt(maxValue));
-  const res = await payFetch(url, { method: "GET" });
+  const res = await payFetch(url, init);
   const header = res.headers.get("x-payment-response");
   const settlement = b64json(header);
   const body = await res.text();

@@ -8,13 +8,13 @@ import { privateKeyToAccount } from "viem/accounts";
 import { KEYS } from "./chain.mjs";
 import { arg, b64json, isMain, requireLoopback } from "./util.mjs";
 
-export async function payV2({ url, key = KEYS.buyer }) {
+export async function payV2({ url, key = KEYS.buyer, init = { method: "GET" } }) {
   requireLoopback(url, "resource URL");
   const client = new x402Client();
   registerExactEvmScheme(client, { signer: privateKeyToAccount(key) });
   client.setSpendControls(false);
   const payFetch = wrapFetchWithPayment(fetch, client);
-  const res = await payFetch(url, { method: "GET" });
+  const res = await payFetch(url, init);
   const header = res.headers.get("payment-response") ?? res.headers.get("x-payment-response");
   const settlement = b64json(header);
   const body = await res.text();

@@ -7,23 +7,34 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KEYS } from "./chain.mjs";
 
-export async function startOurFacilitator({ rpcUrl, token }) {
+export function startOurFacilitator({ rpcUrl, token }) {
+  return startOurs(["--role", "facilitator", "--rpc-url", rpcUrl, "--token", token]);
+}
+
+// Our order server + facilitator (`worldstore serve --role merchant,facilitator`) on the
+// chain, with the sandbox fulfilment (Crossmint is not reachable here). The treasury, which
+// receives payments and pays gas, is the facilitator key's address.
+export function startOurMerchant({ rpcUrl, token }) {
+  return startOurs(["--role", "merchant,facilitator", "--commerce", "sandbox", "--rpc-url", rpcUrl, "--token", token]);
+}
+
+async function startOurs(roleArgs) {
   const bin = process.env.WORLDSTORE_BIN;
   if (!bin) throw new Error("WORLDSTORE_BIN is not set: build `worldstore` and point at it");
   const dataDir = mkdtempSync(join(tmpdir(), "worldstore-interop-"));
-  const child = spawn(bin, ["serve", "--role", "facilitator", "--rpc-url", rpcUrl, "--token", token, "--port", "0", "--data-dir", dataDir], {
+  const child = spawn(bin, ["serve", ...roleArgs, "--port", "0", "--data-dir", dataDir], {
     env: { ...process.env, FACILITATOR_PRIVATE_KEY: KEYS.facilitator, WORLDSTORE_DATA_KEY: "11".repeat(32), RUST_LOG: "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise((resolve, reject) => {
     let seen = "";
-    const timer = setTimeout(() => reject(new Error(`our facilitator did not start: ${seen}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`our server did not start: ${seen}`)), 30_000);
     child.stdout.on("data", (chunk) => {
       seen += chunk;
       const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(seen);
       if (match) { clearTimeout(timer); resolve(match[1]); }
     });
-    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`our facilitator exited with ${code}: ${seen}`)); });
+    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`our server exited with ${code}: ${seen}`)); });
   });
   const close = async () => {
     if (child.exitCode === null) {

@@ -7,6 +7,8 @@
 //   node run.mjs sdk-v1-legacy-facilitator  as sdk-v1, but v1 verify/settle by legacy x402/facilitator
 //   node run.mjs ours-facilitator-v2    v2 client -> @x402/express -> OUR facilitator ($WORLDSTORE_BIN)
 //   node run.mjs ours-facilitator-v1    x402-fetch -> x402-express -> OUR facilitator
+//   node run.mjs ours-merchant-v2       @x402/fetch buys through OUR order server (POST /api/orders)
+//   node run.mjs ours-merchant-v1       x402-fetch buys through OUR order server
 //   node run.mjs chain [--legacy-v1]    anvil + FiatToken + reference facilitator; stays up
 //   node run.mjs serve-v2 --facilitator URL [--rpc URL --token 0x..] [--port N]   stays up
 //   node run.mjs serve-v1 --facilitator URL [--rpc URL --token 0x..] [--port N]   stays up
@@ -22,7 +24,7 @@ import { startServerV1 } from "./server-v1.mjs";
 import { payV2 } from "./client-v2.mjs";
 import { payV1 } from "./client-v1.mjs";
 import { arg, requireLoopback } from "./util.mjs";
-import { startOurFacilitator } from "./ours.mjs";
+import { startOurFacilitator, startOurMerchant } from "./ours.mjs";
 
 const scenario = process.argv[2];
 const cleanups = [];
@@ -31,11 +33,11 @@ const str = (v) => (typeof v === "bigint" ? v.toString() : v);
 const emit = (obj) => console.log(JSON.stringify(obj, (_k, v) => str(v)));
 
 /** Pays `url` with `pay` and checks the on-chain effect: buyer -price, payTo +price, receipt ok. */
-async function payAndCheck({ pay, url, key, rpcUrl, token, payTo, amount }) {
+async function payAndCheck({ pay, url, key, rpcUrl, token, payTo, amount, init }) {
   const buyer = (await import("viem/accounts")).privateKeyToAccount(key).address;
   const check = rpcUrl && token;
   const before = check ? { buyer: await balanceOf(rpcUrl, token, buyer), payTo: await balanceOf(rpcUrl, token, payTo) } : null;
-  const out = await pay({ url, key });
+  const out = await pay({ url, key, init });
   const summary = { ...out, buyer, payTo, price: String(amount) };
   const failures = [];
   if (out.status !== 200) failures.push(`HTTP status ${out.status}`);
@@ -75,6 +77,43 @@ async function sdkScenario({ startServer, pay, legacyV1 = false, ours = false })
     ...summary };
 }
 
+/** A real SDK client buys a product through our order server: the original request body,
+ * a 402 with the v1 body and the v2 header, the client's signed retry, settlement on chain. */
+async function merchantScenario({ pay }) {
+  const chain = await startChain();
+  cleanups.push(chain.stop);
+  const ours = await startOurMerchant({ rpcUrl: chain.rpcUrl, token: chain.token });
+  cleanups.push(ours.close);
+  const init = {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      productLocator: "amazon:B0BSZBC3R5",
+      email: "pat@example.com",
+      physicalAddress: { name: "Pat Lee", line1: "1 Main St", city: "Seattle", state: "WA", postalCode: "98101", country: "US" },
+      payment: { method: "base-sepolia", currency: "usdc" },
+    }),
+  };
+  const url = `${ours.url}/api/orders`;
+  // The quote first, as a person would see it; the client's own request reuses that order.
+  const quote = await fetch(url, init);
+  const quoteBody = await quote.json();
+  if (quote.status !== 402 || !quote.headers.get("payment-required")) {
+    return { scenario, ok: false, failures: [`quote answered ${quote.status}`], body: quoteBody };
+  }
+  const amount = quoteBody.accepts[0].maxAmountRequired;
+  const summary = await payAndCheck({
+    pay, url, key: KEYS.buyer, rpcUrl: chain.rpcUrl, token: chain.token,
+    payTo: ADDRESSES.facilitator, amount, init,
+  });
+  const paidOrder = (() => { try { return JSON.parse(summary.body).orderId; } catch { return null; } })();
+  if (summary.ok && paidOrder !== quoteBody.orderId) {
+    summary.ok = false;
+    summary.failures = [`paid order ${paidOrder}, quoted ${quoteBody.orderId}`];
+  }
+  return { scenario, server: ours.url, token: chain.token, orderId: quoteBody.orderId, ...summary };
+}
+
 async function chainFor(rpcUrl, token) {
   if (rpcUrl || token) {
     if (!(rpcUrl && token)) throw new Error("--rpc and --token go together");
@@ -97,6 +136,9 @@ async function main() {
     // Our Rust facilitator serving the SDKs' own resource servers, paid by their own clients.
     case "ours-facilitator-v2": return sdkScenario({ startServer: startServerV2, pay: payV2, ours: true });
     case "ours-facilitator-v1": return sdkScenario({ startServer: startServerV1, pay: payV1, ours: true });
+    // Real SDK clients buying through our order server.
+    case "ours-merchant-v2": return merchantScenario({ pay: payV2 });
+    case "ours-merchant-v1": return merchantScenario({ pay: payV1 });
     case "chain": {
       const chain = await chainFor();
       const facilitator = await startFacilitator({ rpcUrl: chain.rpcUrl, legacyV1: process.argv.includes("--legacy-v1") });

@@ -36,6 +36,17 @@ enum Command {
     Chat(chat::ChatArgs),
 }
 
+impl Cli {
+    /// What is logged unless `RUST_LOG` says otherwise: services tell what they do;
+    /// one-shot commands only warn.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self.command {
+            Command::Serve(_) => "warn,worldstore=info",
+            _ => "warn",
+        }
+    }
+}
+
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match cli.command {
         Command::X402(command) => x402::run(command, out),

@@ -1,79 +1,76 @@
-//! `worldstore serve`: runs a role over HTTP on 127.0.0.1.
+//! `worldstore serve`: runs the facilitator and the merchant (order server) on 127.0.0.1.
 //!
-//! Today the `facilitator` role: `/verify`, `/settle`, `/supported`, on the sandbox chain
-//! (`--sandbox`, no keys, no network) or on an RPC chain (`--rpc-url`, `--token`, the gas
-//! payer key in `FACILITATOR_PRIVATE_KEY`). The database is a SQLite file in `--data-dir`
-//! unless `--database-url` names another (PostgreSQL for several instances).
+//! - `--sandbox`: the embedded chain with the sandbox USDC, the sandbox catalogue and
+//!   fulfilment, a fixed data key: no keys, no network.
+//! - live: a config file (`--config`) plus environment variables (the original names work:
+//!   `PORT`, `RPC_PROVIDER_URL`, `WALLET_PRIVATE_KEY`, `CROSSMINT_*`, `ORDER_*`); every
+//!   problem is reported at start (see [`worldstore::config`]).
+//!
+//! The facilitator and the merchant share one port when both run.
 
-use anyhow::{Context as _, bail};
-use clap::{Args, ValueEnum};
-use secrecy::{ExposeSecret, SecretString};
+use anyhow::{Context as _, anyhow};
+use clap::Args;
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretBox};
+use sha2::Sha256;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-use worldstore::facilitator::{Clock, Facilitator, router};
+use worldstore::config::{CommerceChoice, Role, Settings};
+use worldstore::facilitator::{self, Clock, Facilitator};
+use worldstore::merchant::{self, Merchant, MerchantConfig};
 use worldstore_adapters::chain_embedded::{EmbeddedChain, EmbeddedChainConfig};
 use worldstore_adapters::chain_rpc::{RpcChain, RpcChainConfig};
+use worldstore_adapters::crossmint::{CrossmintCommerce, CrossmintConfig, WalletKind};
+use worldstore_adapters::sandbox_commerce::{FulfilmentConfig, SandboxCatalog, SandboxFulfilment};
 use worldstore_adapters::store::{DataKey, SqlStore};
 use worldstore_domain::eip3009::LocalSigner;
-use worldstore_domain::network::{Network, UsdcDeployment};
+use worldstore_domain::money::FeeRate;
+use worldstore_domain::network::UsdcDeployment;
 use worldstore_domain::ports::chain::Chain;
+use worldstore_domain::ports::commerce::Commerce;
+use worldstore_domain::ports::store::{Key, Store};
 use worldstore_domain::x402::VerifyPolicy;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Role {
-    Facilitator,
-}
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Which service to run.
-    #[arg(long, value_enum, default_value = "facilitator")]
-    role: Role,
-    /// Port on 127.0.0.1 (the original `PORT` variable works too).
-    #[arg(long, env = "PORT", default_value_t = 8402)]
-    port: u16,
-    /// The sandbox: the embedded chain with the sandbox USDC; no keys, no network.
+    /// A TOML configuration file (see README, "Configuration").
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Which services: agent, merchant, facilitator or all (comma-separated).
+    #[arg(long)]
+    role: Option<String>,
+    /// Port on 127.0.0.1 (also `PORT`); 0 picks a free one.
+    #[arg(long)]
+    port: Option<u16>,
+    /// The sandbox: embedded chain, sandbox catalogue and fulfilment; no keys, no network.
     #[arg(long, conflicts_with_all = ["rpc_url", "token"])]
     sandbox: bool,
-    /// JSON-RPC URL of the chain (live mode; the original `RPC_PROVIDER_URL` works too).
-    #[arg(long, env = "RPC_PROVIDER_URL")]
+    /// JSON-RPC URL of the chain (also `RPC_PROVIDER_URL`).
+    #[arg(long)]
     rpc_url: Option<String>,
-    /// The network the chain is (v1 name or CAIP-2 id).
-    #[arg(long, default_value = "base-sepolia")]
-    network: Network,
     /// The USDC contract, when it is not Circle's address for the network (a test chain).
     #[arg(long)]
-    token: Option<alloy_primitives::Address>,
+    token: Option<String>,
+    /// Fulfilment: crossmint (live) or sandbox.
+    #[arg(long)]
+    commerce: Option<String>,
     /// Where the SQLite database lives when no database URL is given.
-    #[arg(long, default_value = ".worldstore")]
-    data_dir: PathBuf,
-    /// `sqlite://PATH?mode=rwc` or `postgres://...`.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// `sqlite://PATH?mode=rwc` or `postgres://...` (also `DATABASE_URL`).
+    #[arg(long)]
     database_url: Option<String>,
-    /// 32 bytes of hex that encrypt personal data at rest (required outside the sandbox).
-    #[arg(
-        long = "data-key-from-env-only",
-        env = "WORLDSTORE_DATA_KEY",
-        hide = true,
-        hide_env_values = true
-    )]
-    data_key: Option<SecretString>,
-    /// The gas payer's key (live mode).
-    #[arg(
-        long = "facilitator-key-from-env-only",
-        env = "FACILITATOR_PRIVATE_KEY",
-        hide = true,
-        hide_env_values = true
-    )]
-    facilitator_key: Option<SecretString>,
 }
 
 /// The sandbox's fixed data key: sandbox data is made up, and a fixed key lets a restarted
 /// sandbox read what it wrote.
-const SANDBOX_DATA_KEY: [u8; 32] = *b"worldstore-sandbox-data-key-v1!!";
+pub const SANDBOX_DATA_KEY: [u8; 32] = *b"worldstore-sandbox-data-key-v1!!";
+/// The sandbox treasury: receives payments, pays gas and refunds on the embedded chain.
+pub const SANDBOX_TREASURY: alloy_primitives::Address =
+    alloy_primitives::Address::repeat_byte(0x5f);
 
-fn now_unix() -> u64 {
+pub fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -87,85 +84,318 @@ pub fn run(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     runtime.block_on(serve(args, out))
 }
 
-async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let Role::Facilitator = args.role;
-    let clock: Clock = Arc::new(now_unix);
-    let key = match (&args.data_key, args.sandbox) {
-        (Some(key), _) => DataKey::from_hex(key.expose_secret()).context("WORLDSTORE_DATA_KEY")?,
-        (None, true) => DataKey::from_bytes(SANDBOX_DATA_KEY),
-        (None, false) => bail!(
-            "WORLDSTORE_DATA_KEY is not set: personal data is encrypted at rest with it (32 bytes of hex)"
-        ),
+/// Settings from the file, the environment and the flags (flags win).
+fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
+    let flags: Vec<(&str, Option<String>)> = vec![
+        ("WORLDSTORE_ROLES", args.role.clone()),
+        ("PORT", args.port.map(|p| p.to_string())),
+        ("RPC_PROVIDER_URL", args.rpc_url.clone()),
+        ("WORLDSTORE_TOKEN", args.token.clone()),
+        ("WORLDSTORE_COMMERCE", args.commerce.clone()),
+        ("DATABASE_URL", args.database_url.clone()),
+    ];
+    let env = move |name: &str| {
+        flags
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.clone())
+            .or_else(|| std::env::var(name).ok())
     };
-    let url = match &args.database_url {
-        Some(url) => url.clone(),
+    let mut settings =
+        Settings::load(args.config.as_deref(), &env).map_err(|problems| anyhow!("{problems}"))?;
+    if let Some(dir) = &args.data_dir {
+        settings.data_dir = dir.clone();
+    }
+    Ok(settings)
+}
+
+fn database_url(settings_url: Option<&str>, data_dir: &std::path::Path) -> anyhow::Result<String> {
+    match settings_url {
+        Some(url) => Ok(url.to_owned()),
         None => {
-            std::fs::create_dir_all(&args.data_dir)
-                .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
-            format!(
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("cannot create {}", data_dir.display()))?;
+            Ok(format!(
                 "sqlite://{}?mode=rwc",
-                args.data_dir.join("worldstore.db").display()
-            )
+                data_dir.join("worldstore.db").display()
+            ))
         }
-    };
+    }
+}
+
+/// A 32-byte secret for `label`, derived from the data key's text.
+fn derived_secret(data_key: &str, label: &str) -> SecretBox<[u8; 32]> {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(data_key.as_bytes()).expect("HMAC takes any key length");
+    mac.update(label.as_bytes());
+    SecretBox::new(Box::new(mac.finalize().into_bytes().into()))
+}
+
+async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let clock: Clock = Arc::new(now_unix);
+    let listener_port;
+    if args.sandbox {
+        let roles = args.role.clone().unwrap_or_else(|| "all".into());
+        let roles: Vec<&str> = roles.split(',').map(str::trim).collect();
+        let data_dir = args
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| ".worldstore".into());
+        let url = database_url(args.database_url.as_deref(), &data_dir)?;
+        let store = SqlStore::open(&url, &DataKey::from_bytes(SANDBOX_DATA_KEY))
+            .await
+            .context("cannot open the database")?;
+        let chain = Arc::new(EmbeddedChain::new(EmbeddedChainConfig::new(
+            SANDBOX_TREASURY,
+            clock.clone(),
+        ))?);
+        listener_port = args.port.unwrap_or(8402);
+        let listener = bind(listener_port).await?;
+        let public_url = format!("http://{}", listener.local_addr()?);
+        let commerce = SandboxFulfilment::new(
+            SandboxCatalog::builtin()?,
+            FulfilmentConfig {
+                id_prefix: format!("sbx-{}", now_unix()),
+                ..FulfilmentConfig::default()
+            },
+        );
+        let merchant_config = MerchantConfig {
+            pay_to: SANDBOX_TREASURY,
+            fee: FeeRate::from_basis_points(100).expect("1% is a fee"),
+            offer_ttl_seconds: 600,
+            max_timeout_seconds: 600,
+            public_url: public_url.clone(),
+            environment: "sandbox".into(),
+            secret: Arc::new(SecretBox::new(Box::new(SANDBOX_DATA_KEY))),
+            delivery_poll_seconds: 5,
+        };
+        let wants = |r: &str| roles.iter().any(|x| *x == r || *x == "all");
+        return run_services(
+            Services {
+                chain,
+                commerce,
+                store,
+                merchant: wants("merchant").then_some(merchant_config),
+                facilitator: wants("facilitator"),
+                clock,
+                label: "sandbox chain",
+            },
+            listener,
+            out,
+        )
+        .await;
+    }
+
+    let settings = settings(&args)?;
+    if settings.has(Role::Agent)
+        && !settings.has(Role::Merchant)
+        && !settings.has(Role::Facilitator)
+    {
+        anyhow::bail!(
+            "the agent role is not served by this build yet; run --role merchant,facilitator"
+        );
+    }
+    let data_key_text = settings
+        .data_key
+        .as_ref()
+        .context("WORLDSTORE_DATA_KEY")?
+        .expose_secret()
+        .to_owned();
+    let key = DataKey::from_hex(&data_key_text).context("WORLDSTORE_DATA_KEY")?;
+    let url = database_url(settings.database_url.as_deref(), &settings.data_dir)?;
     let store = SqlStore::open(&url, &key)
         .await
         .context("cannot open the database")?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
-        .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
-    let address = listener.local_addr()?;
-
-    if args.sandbox {
-        let chain = EmbeddedChain::new(EmbeddedChainConfig::new(
-            alloy_primitives::Address::repeat_byte(0x5f),
-            clock.clone(),
-        ))?;
-        let policy = VerifyPolicy::new(vec![chain.token().await?.deployment]);
-        writeln!(
-            out,
-            "facilitator (sandbox chain) listening on http://{address}"
-        )?;
-        out.flush()?;
-        let app = router(Arc::new(Facilitator::new(chain, store, policy, clock)));
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown())
-            .await?;
-        return Ok(());
-    }
-    let rpc_url = args
-        .rpc_url
-        .context("give --sandbox, or --rpc-url (or RPC_PROVIDER_URL) for a live chain")?;
-    let signer_key = args
-        .facilitator_key
-        .context("FACILITATOR_PRIVATE_KEY is not set: the facilitator pays gas with it")?;
-    let signer =
-        LocalSigner::from_hex(signer_key.expose_secret()).context("FACILITATOR_PRIVATE_KEY")?;
-    let token = match args.token {
+    let signer = LocalSigner::from_hex(
+        settings
+            .treasury_key
+            .as_ref()
+            .context("FACILITATOR_PRIVATE_KEY")?
+            .expose_secret(),
+    )
+    .context("FACILITATOR_PRIVATE_KEY / WALLET_PRIVATE_KEY")?;
+    let treasury = signer.address();
+    let token = match settings.token {
         Some(address) => UsdcDeployment {
             address,
-            ..args.network.usdc()
+            ..settings.network.usdc()
         },
-        None => args.network.usdc(),
+        None => settings.network.usdc(),
     };
-    let chain = RpcChain::connect(RpcChainConfig::new(rpc_url, token.clone(), signer))
+    let rpc_url = settings.rpc_url.clone().context("RPC_PROVIDER_URL")?;
+    let chain = Arc::new(
+        RpcChain::connect(RpcChainConfig::new(rpc_url, token, signer))
+            .await
+            .context("cannot use the chain: check the RPC URL, the network and the token")?,
+    );
+    let listener = bind(settings.port).await?;
+    let public_url = settings.public_url.clone().unwrap_or_else(|| {
+        format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        )
+    });
+    let merchant_config = MerchantConfig {
+        pay_to: settings.pay_to.unwrap_or(treasury),
+        fee: settings.fee,
+        offer_ttl_seconds: settings.payment_timeout_minutes * 60,
+        max_timeout_seconds: settings.max_timeout_seconds,
+        public_url,
+        environment: settings.environment.clone(),
+        secret: Arc::new(derived_secret(
+            &data_key_text,
+            "worldstore merchant order tokens v1",
+        )),
+        delivery_poll_seconds: 60,
+    };
+    let merchant = settings.has(Role::Merchant).then_some(merchant_config);
+    let facilitator = settings.has(Role::Facilitator);
+    match (settings.commerce, &settings.crossmint) {
+        (CommerceChoice::Crossmint, Some(crossmint)) => {
+            let base_url = crossmint.base_url.parse().context("Crossmint base URL")?;
+            let config = CrossmintConfig::new(
+                base_url,
+                crossmint.api_key.clone(),
+                crossmint.wallet_locator.clone(),
+                if crossmint.smart_wallet {
+                    WalletKind::Smart
+                } else {
+                    WalletKind::Mpc
+                },
+            );
+            let commerce = CrossmintCommerce::new(config).context("Crossmint")?;
+            let label = "live chain, Crossmint";
+            run_services(
+                Services {
+                    chain,
+                    commerce,
+                    store,
+                    merchant,
+                    facilitator,
+                    clock,
+                    label,
+                },
+                listener,
+                out,
+            )
+            .await
+        }
+        _ => {
+            let commerce = SandboxFulfilment::new(
+                SandboxCatalog::builtin()?,
+                FulfilmentConfig {
+                    id_prefix: format!("sbx-{}", now_unix()),
+                    ..FulfilmentConfig::default()
+                },
+            );
+            let label = "live chain, sandbox fulfilment";
+            run_services(
+                Services {
+                    chain,
+                    commerce,
+                    store,
+                    merchant,
+                    facilitator,
+                    clock,
+                    label,
+                },
+                listener,
+                out,
+            )
+            .await
+        }
+    }
+}
+
+async fn bind(port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
-        .context("cannot use the chain: check the RPC URL, the network and the token")?;
-    let policy = VerifyPolicy::new(vec![token]);
+        .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))
+}
+
+struct Services<C, M, S> {
+    chain: C,
+    commerce: M,
+    store: S,
+    merchant: Option<MerchantConfig>,
+    facilitator: bool,
+    clock: Clock,
+    label: &'static str,
+}
+
+async fn run_services<C, M, S>(
+    services: Services<C, M, S>,
+    listener: tokio::net::TcpListener,
+    out: &mut dyn Write,
+) -> anyhow::Result<()>
+where
+    C: Chain + Clone + 'static,
+    M: Commerce + 'static,
+    S: Store + Clone + 'static,
+{
+    let Services {
+        chain,
+        commerce,
+        store,
+        merchant,
+        facilitator,
+        clock,
+        label,
+    } = services;
+    let address = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut app = axum::Router::new();
+    let mut names = Vec::new();
+    let mut worker = None;
+    if facilitator {
+        let token = chain.token().await?.deployment;
+        let policy = VerifyPolicy::new(vec![token]);
+        let f = Facilitator::new(chain.clone(), store.clone(), policy, clock.clone());
+        app = app.merge(facilitator::router(Arc::new(f)));
+        names.push("facilitator");
+    }
+    app = app.merge(worldstore::metrics::router(store.clone()));
+    if let Some(config) = merchant {
+        let m = Arc::new(Merchant::new(chain, commerce, store, config, clock).await?);
+        app = app.merge(merchant::router(m.clone()));
+        let id = Key::parse(&format!("merchant-{}", std::process::id())).expect("valid key");
+        worker = Some(tokio::spawn(async move { m.work(id, stop_rx).await }));
+        names.push("merchant");
+    }
+    if names.is_empty() {
+        anyhow::bail!("no role to serve: choose merchant and/or facilitator");
+    }
     writeln!(
         out,
-        "facilitator ({}) listening on http://{address}",
-        chain.network()
+        "{} ({label}) listening on http://{address}",
+        names.join(" + ")
     )?;
     out.flush()?;
-    let app = router(Arc::new(Facilitator::new(chain, store, policy, clock)));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await?;
+    let _ = stop_tx.send(true);
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     Ok(())
 }
 
 async fn shutdown() {
-    let _ = tokio::signal::ctrl_c().await;
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
     tracing::info!("shutting down");
 }

@@ -1,6 +1,7 @@
 //! The facilitator's HTTP face (axum).
 
 use super::Facilitator;
+use crate::metrics::{self, Verdict};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -10,7 +11,7 @@ use axum::routing::{get, post};
 use std::sync::Arc;
 use worldstore_domain::ports::chain::Chain;
 use worldstore_domain::ports::store::Store;
-use worldstore_domain::x402::FacilitatorRequest;
+use worldstore_domain::x402::{FacilitatorRequest, ReasonCode};
 
 /// Largest request body accepted (a v2 payload with its requirements is about 2 KiB).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -47,7 +48,17 @@ async fn verify<C: Chain, S: Store>(
     body: Bytes,
 ) -> Response {
     match parse(&body) {
-        Ok(request) => Json(f.verify(&request).await).into_response(),
+        Ok(request) => {
+            let started = std::time::Instant::now();
+            let answer = f.verify(&request).await;
+            let verdict = match (&answer.is_valid, &answer.invalid_reason) {
+                (true, _) => Verdict::Valid,
+                (false, Some(ReasonCode::UnexpectedVerifyError)) => Verdict::Error,
+                (false, _) => Verdict::Invalid,
+            };
+            metrics::global().verified(verdict, started.elapsed());
+            Json(answer).into_response()
+        }
         Err(message) => bad_request(message),
     }
 }
@@ -57,7 +68,17 @@ async fn settle<C: Chain, S: Store>(
     body: Bytes,
 ) -> Response {
     match parse(&body) {
-        Ok(request) => Json(f.settle(&request).await).into_response(),
+        Ok(request) => {
+            let started = std::time::Instant::now();
+            let answer = f.settle(&request).await;
+            let verdict = match (&answer.success, &answer.error_reason) {
+                (true, _) => Verdict::Valid,
+                (false, Some(ReasonCode::UnexpectedSettleError)) => Verdict::Error,
+                (false, _) => Verdict::Invalid,
+            };
+            metrics::global().settled(verdict, started.elapsed());
+            Json(answer).into_response()
+        }
         Err(message) => bad_request(message),
     }
 }

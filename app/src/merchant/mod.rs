@@ -434,6 +434,7 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
             .await
             .map_err(store_down)?;
         tracing::info!(order = %order_id, %amount, "offer issued");
+        crate::metrics::global().order_offered();
         Ok(Offered {
             token: self.order_token(&order_id),
             order_id,
@@ -611,9 +612,20 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
                 Err(e) => return Err(store_down(e)),
             }
             if let Some(answer) = answer {
+                let metrics = crate::metrics::global();
                 return Ok(match answer {
-                    PaymentAnswer::Refused(refusal) => refused(refusal),
-                    _ => self.accepted_answer(order_id, &doc),
+                    PaymentAnswer::Refused(refusal) => {
+                        metrics.payment(crate::metrics::PaymentOutcome::Refused);
+                        refused(refusal)
+                    }
+                    PaymentAnswer::Paid { .. } => {
+                        metrics.payment(crate::metrics::PaymentOutcome::Settled);
+                        self.accepted_answer(order_id, &doc)
+                    }
+                    PaymentAnswer::Pending { .. } => {
+                        metrics.payment(crate::metrics::PaymentOutcome::Pending);
+                        self.accepted_answer(order_id, &doc)
+                    }
                 });
             }
             input = match inline {

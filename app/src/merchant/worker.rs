@@ -228,6 +228,7 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
                     .expect("order ids make valid keys");
                 match self.commerce.pay_order(now, &provider_id, &key).await {
                     Ok(PaymentOutcome::Paid { .. } | PaymentOutcome::AlreadySubmitted) => {
+                        crate::metrics::global().fulfilment_paid();
                         Ran::Feed(Input::FulfilmentPaid { request: *request })
                     }
                     Ok(PaymentOutcome::NotPaid(not_paid)) => {

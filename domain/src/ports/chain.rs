@@ -221,6 +221,86 @@ pub trait Chain: Send + Sync {
     ) -> impl Future<Output = Result<BalanceWatch, ChainError>> + Send;
 }
 
+/// A shared chain is a chain: the facilitator and the merchant of one process use one.
+impl<T: Chain> Chain for std::sync::Arc<T> {
+    fn network(&self) -> Network {
+        (**self).network()
+    }
+
+    fn gas_payer(&self) -> Address {
+        (**self).gas_payer()
+    }
+
+    fn token(&self) -> impl Future<Output = Result<TokenFacts, ChainError>> + Send {
+        (**self).token()
+    }
+
+    fn usdc_balance(
+        &self,
+        owner: Address,
+    ) -> impl Future<Output = Result<U256, ChainError>> + Send {
+        (**self).usdc_balance(owner)
+    }
+
+    fn balances(
+        &self,
+        owner: Address,
+    ) -> impl Future<Output = Result<Balances, ChainError>> + Send {
+        (**self).balances(owner)
+    }
+
+    fn authorization_used(
+        &self,
+        from: Address,
+        nonce: Nonce,
+    ) -> impl Future<Output = Result<bool, ChainError>> + Send {
+        (**self).authorization_used(from, nonce)
+    }
+
+    fn has_code(&self, address: Address) -> impl Future<Output = Result<bool, ChainError>> + Send {
+        (**self).has_code(address)
+    }
+
+    fn chain_facts(
+        &self,
+        payment: &SignedPayment,
+    ) -> impl Future<Output = Result<ChainFacts, ChainError>> + Send {
+        (**self).chain_facts(payment)
+    }
+
+    fn settle(
+        &self,
+        payment: &VerifiedPayment,
+    ) -> impl Future<Output = Result<Settlement, ChainError>> + Send {
+        (**self).settle(payment)
+    }
+
+    fn reconcile(
+        &self,
+        tx_hash: TxHash,
+        expected: UsdcTransfer,
+    ) -> impl Future<Output = Result<Settlement, ChainError>> + Send {
+        (**self).reconcile(tx_hash, expected)
+    }
+
+    fn transfer_usdc(
+        &self,
+        to: Address,
+        value: U256,
+    ) -> impl Future<Output = Result<Settlement, ChainError>> + Send {
+        (**self).transfer_usdc(to, value)
+    }
+
+    fn watch_usdc_balance(
+        &self,
+        owner: Address,
+        at_least: U256,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<BalanceWatch, ChainError>> + Send {
+        (**self).watch_usdc_balance(owner, at_least, timeout)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

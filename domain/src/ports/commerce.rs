@@ -607,6 +607,61 @@ pub trait Commerce: Send + Sync {
     }
 }
 
+/// A shared provider is a provider (one process's merchant and its workers share one).
+impl<T: Commerce> Commerce for std::sync::Arc<T> {
+    fn create_order(
+        &self,
+        now: u64,
+        request: &OrderRequest,
+    ) -> impl Future<Output = Result<Order, CommerceError>> + Send {
+        (**self).create_order(now, request)
+    }
+
+    fn order(
+        &self,
+        now: u64,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<Order, CommerceError>> + Send {
+        (**self).order(now, id)
+    }
+
+    fn pay_order(
+        &self,
+        now: u64,
+        id: &OrderId,
+        key: &IdempotencyKey,
+    ) -> impl Future<Output = Result<PaymentOutcome, CommerceError>> + Send {
+        (**self).pay_order(now, id, key)
+    }
+
+    fn tracking(
+        &self,
+        now: u64,
+        id: &OrderId,
+    ) -> impl Future<Output = Result<Vec<Tracking>, CommerceError>> + Send {
+        (**self).tracking(now, id)
+    }
+
+    fn request_return(
+        &self,
+        now: u64,
+        id: &OrderId,
+        line_item: u32,
+        reason: &str,
+    ) -> impl Future<Output = Result<ReturnAccepted, CommerceError>> + Send {
+        (**self).request_return(now, id, line_item, reason)
+    }
+
+    fn fresh_quote(
+        &self,
+        now: u64,
+        order: &Order,
+        request: &OrderRequest,
+    ) -> impl Future<Output = Result<Order, CommerceError>> + Send {
+        (**self).fresh_quote(now, order, request)
+    }
+}
+
 #[cfg(test)]
 #[path = "commerce_tests.rs"]
 mod tests;
