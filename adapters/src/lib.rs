@@ -9,6 +9,7 @@
 //! | [`sandbox_commerce`] | `Catalog`, `Commerce` | our own catalogue and a deterministic fulfilment lifecycle with failure injection |
 //! | [`chain_rpc`] | `Chain` | an EVM node over HTTP JSON-RPC (alloy) |
 //! | [`chain_embedded`] | `Chain` | an in-process revm chain running the sandbox USDC |
+//! | [`webchat`] | messaging | browsers: a self-contained page over a WebSocket (axum) |
 //! | [`xmtp`] | messaging | XMTP through a supervised Node bridge (`@xmtp/agent-sdk`) |
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
@@ -23,4 +24,5 @@ pub mod sandbox_commerce;
 pub mod serpapi;
 pub mod store;
 pub mod usdc;
+pub mod webchat;
 pub mod xmtp;

@@ -128,6 +128,8 @@ pub struct SandboxWorld {
     pub merchant_url: String,
     pub treasury: Address,
     pub clock: Clock,
+    /// When this world's (in-memory) chain started; names the faucet's once-per-chain marks.
+    chain_epoch: u128,
     master: MasterSecret,
     merchant_server: JoinHandle<()>,
     merchant_worker: JoinHandle<()>,
@@ -237,6 +239,9 @@ impl SandboxWorld {
             merchant_url,
             treasury,
             clock,
+            chain_epoch: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
             master: MasterSecret::new(SANDBOX_MASTER_SECRET.to_owned()),
             merchant_server,
             merchant_worker,
@@ -309,7 +314,19 @@ impl SandboxWorld {
         agent: &Agent<SandboxPorts<M>>,
         user: &Key,
     ) -> Result<bool, SandboxError> {
-        let marker = Key::parse(&format!("faucet:{user}")).map_err(setup)?;
+        self.welcome_with(agent, user, self.config.faucet).await
+    }
+
+    /// [`Self::welcome`] with this user's own faucet amount (zero shows the funding flow).
+    /// Once per user and per chain: the chain lives in memory, so a restarted sandbox
+    /// credits its users again on their next contact.
+    pub async fn welcome_with<M: Channel>(
+        &self,
+        agent: &Agent<SandboxPorts<M>>,
+        user: &Key,
+        faucet: UsdcAmount,
+    ) -> Result<bool, SandboxError> {
+        let marker = Key::parse(&format!("faucet:{}:{user}", self.chain_epoch)).map_err(setup)?;
         let commit = Commit {
             inbound: Some(marker),
             ..Commit::default()
@@ -319,9 +336,9 @@ impl SandboxWorld {
             Err(StoreError::Conflict(Conflict::DuplicateInbound(_))) => return Ok(false),
             Err(e) => return Err(e.into()),
         }
-        if !self.config.faucet.is_zero() {
+        if !faucet.is_zero() {
             self.chain
-                .mint(agent.wallet_address(user)?, self.config.faucet.to_u256())
+                .mint(agent.wallet_address(user)?, faucet.to_u256())
                 .map_err(setup)?;
         }
         Ok(true)

@@ -44,5 +44,5 @@ async function startOurs(roleArgs) {
     }
     rmSync(dataDir, { recursive: true, force: true });
   };
-  return { url, close, log: [] };
+  return { url, close, log: [], pid: child.pid };
 }

@@ -1,6 +1,7 @@
 //! The command line: `worldstore <group> <command>`.
 
 mod chat;
+mod demo;
 mod migrate;
 mod serve;
 mod wallet;
@@ -30,6 +31,8 @@ enum Command {
     Wallet(wallet::WalletCommand),
     /// Create or update the database schema (SQLite file or PostgreSQL); idempotent.
     Migrate(migrate::MigrateArgs),
+    /// The whole product in one process, no keys, no network: web chat on 127.0.0.1:8080.
+    Demo(demo::DemoArgs),
     /// Run a service on 127.0.0.1 (today: the x402 facilitator).
     Serve(serve::ServeArgs),
     /// Chat with the agent in the terminal (sandbox: no keys, no network).
@@ -41,7 +44,7 @@ impl Cli {
     /// one-shot commands only warn.
     pub fn default_log_filter(&self) -> &'static str {
         match self.command {
-            Command::Serve(_) => "warn,worldstore=info",
+            Command::Serve(_) | Command::Demo(_) => "warn,worldstore=info",
             _ => "warn",
         }
     }
@@ -53,6 +56,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Wallet(command) => wallet::run(command, out),
         Command::Migrate(args) => migrate::run(args, out),
         Command::Serve(args) => serve::run(args, out),
+        Command::Demo(args) => demo::run(args, out),
         Command::Chat(args) => chat::run(args, out),
     }
 }

@@ -76,7 +76,24 @@ pub fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Log lines go to stderr at `RUST_LOG`'s level (one of error, warn, info, debug, trace;
+/// default info): refused payments at info, settlements at info, chain or store outages at
+/// error, each with its own message, so an outage never reads like a refused payment.
+fn init_logging() {
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|text| text.trim().parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    // Fails only when a subscriber is already installed (a test harness): keep that one.
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
 pub fn run(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

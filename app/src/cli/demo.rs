@@ -1,0 +1,254 @@
+//! `worldstore demo`: the whole product in one process, with no keys and no network.
+//!
+//! SQLite in `--data-dir`, the embedded chain with the sandbox USDC, the sandbox catalogue
+//! and fulfilment, the offline brain, the agent, the merchant's order server (reached over
+//! real HTTP on 127.0.0.1) and the web chat on `http://127.0.0.1:<port>/`.
+//!
+//! Two demo users with a made-up shipping profile: `demo` gets 500 sandbox USDC, and
+//! `demo-unfunded` none, so the funding flow (request, approval from the user's own simulated wallet, automatic
+//! resume) can be seen. Any other browser gets its own user and the faucet's amount.
+//! The sandbox trusts the browser's user id: it is a local demo, not a sign-in.
+//!
+//! Starting twice is safe: a second demo on the same port stops with a clear message and
+//! touches nothing; a restarted demo keeps conversations and orders (the in-memory chain
+//! starts afresh, and its users are credited again on their next message). Ctrl-C stops
+//! the workers and the servers cleanly.
+
+use anyhow::Context as _;
+use clap::Args;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use worldstore::agent::{Agent, Channel, ChannelError};
+use worldstore::sandbox::{SandboxConfig, SandboxPorts, SandboxWorld};
+use worldstore_adapters::webchat::{WebChat, WebChatConfig, WebEvent, WebInbound};
+use worldstore_domain::conversation::{Card, FundingRequest, Outgoing};
+use worldstore_domain::money::UsdcAmount;
+use worldstore_domain::ports::store::{Key, Store};
+use worldstore_domain::profile::{AddressLine, City, Email, PersonName, Profile, UsState, ZipCode};
+
+/// The pre-funded demo user and the one that shows funding.
+pub const DEMO_USER: &str = "demo";
+pub const UNFUNDED_USER: &str = "demo-unfunded";
+/// What `demo` starts with: enough for any product of the sandbox catalogue, within the
+/// default per-order limit.
+pub const DEMO_FUNDS: UsdcAmount = UsdcAmount::from_usdc(500);
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Port of the web chat on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Where the demo's databases live.
+    #[arg(long, default_value = ".worldstore-demo")]
+    data_dir: PathBuf,
+    /// Sandbox USDC for a new user's agent wallet (`demo-unfunded` always starts at 0).
+    #[arg(long, default_value = "100")]
+    faucet: UsdcAmount,
+    /// Seconds from payment to "shipped" and to "delivered" in the sandbox fulfilment.
+    #[arg(long, default_value_t = 10)]
+    ships_after: u64,
+    #[arg(long, default_value_t = 25)]
+    delivered_after: u64,
+}
+
+/// The web chat as the agent's channel; remembers each user's funding requests so that an
+/// approval names one the agent really sent.
+#[derive(Clone)]
+struct Web {
+    chat: WebChat,
+    funding: Arc<Mutex<HashMap<(Key, String), FundingRequest>>>,
+}
+
+impl Channel for Web {
+    async fn send(&self, user: &Key, message: &Outgoing) -> Result<(), ChannelError> {
+        if let Outgoing::Card(Card::Funding(request)) = message {
+            self.funding
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert((user.clone(), request.id.clone()), request.clone());
+        }
+        self.chat
+            .deliver(user, message)
+            .map(|_| ())
+            .map_err(|e| ChannelError::Unavailable(e.to_string()))
+    }
+
+    async fn react(&self, _user: &Key, _to: &Key, _emoji: &str) -> Result<(), ChannelError> {
+        // The page shows its own delivery tick; reactions are an XMTP affordance.
+        Ok(())
+    }
+}
+
+pub fn run(args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(demo(args, out))
+}
+
+async fn demo(args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    // Bind first: a second demo on the same port stops here, before touching any data.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on 127.0.0.1:{}: is another demo running? (try --port)",
+                args.port
+            )
+        })?;
+    let address = listener.local_addr()?;
+    let mut config = SandboxConfig::new(args.data_dir.clone());
+    config.faucet = args.faucet;
+    config.ships_after = args.ships_after;
+    config.delivered_after = args.delivered_after;
+    let world = Arc::new(SandboxWorld::start(config).await?);
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs());
+    let (chat, inbound) = WebChat::new(WebChatConfig {
+        epoch,
+        ..WebChatConfig::default()
+    });
+    let web = Web {
+        chat: chat.clone(),
+        funding: Arc::default(),
+    };
+    let agent = world.agent(web.clone()).await?;
+    let running = agent.start();
+    let demo = Key::parse(DEMO_USER).expect("valid id");
+    let unfunded = Key::parse(UNFUNDED_USER).expect("valid id");
+    world.welcome_with(&agent, &demo, DEMO_FUNDS).await?;
+    world
+        .welcome_with(&agent, &unfunded, UsdcAmount::ZERO)
+        .await?;
+    // The demo users have a made-up shipping profile, so a first purchase works at once.
+    for (user, name) in [(&demo, "Pat Demo"), (&unfunded, "Sam Demo")] {
+        if agent.store().load_profile(user).await?.is_none() {
+            agent
+                .store()
+                .save_profile(user, &demo_profile(name)?, now_unix())
+                .await?;
+        }
+    }
+
+    let events = tokio::spawn(handle_events(
+        world.clone(),
+        agent.clone(),
+        web,
+        inbound,
+        args.faucet,
+    ));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, chat.router())
+            .with_graceful_shutdown(shutdown())
+            .await
+    });
+    let url = format!("http://{address}");
+    writeln!(
+        out,
+        "Worldstore sandbox is running (started in {} ms; no keys, no network).\n\
+         \n  Web chat:      {url}/?user={DEMO_USER}\n  Funding demo:  {url}/?user={UNFUNDED_USER}\n  Order server:  {}\n  Data:          {}\n\
+         \nTry this in the chat (the demo users already have a shipping profile):\n  search wireless earbuds\n  buy 1          (or press Buy on a card)\n  yes            (or press Confirm and pay)\n  where is my order\n  my profile     (a new user sets one with: name: Pat Lee, email: pat@example.com, address: 1 Main St, Seattle, WA 98101)\n\
+         \nAs {UNFUNDED_USER}, buy something, then press Approve on the funding card: the purchase resumes by itself.\nCtrl-C stops.",
+        started.elapsed().as_millis(),
+        world.merchant_url,
+        args.data_dir.display()
+    )?;
+    out.flush()?;
+    let served = server.await;
+    events.abort();
+    running.stop().await;
+    served.context("web chat server")??;
+    writeln!(out, "stopped")?;
+    Ok(())
+}
+
+fn demo_profile(name: &str) -> anyhow::Result<Profile> {
+    Ok(Profile {
+        name: Some(PersonName::parse(name)?),
+        email: Some(Email::parse("demo@example.com")?),
+        line1: Some(AddressLine::parse("1 Main St")?),
+        line2: None,
+        city: Some(City::parse("Seattle")?),
+        state: Some(UsState::parse("WA")?),
+        postal_code: Some(ZipCode::parse("98101")?),
+    })
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn handle_events(
+    world: Arc<SandboxWorld>,
+    agent: Agent<SandboxPorts<Web>>,
+    web: Web,
+    mut inbound: tokio::sync::mpsc::Receiver<WebInbound>,
+    faucet: UsdcAmount,
+) {
+    while let Some(event) = inbound.recv().await {
+        let user = event.user.clone();
+        let amount = match user.as_str() {
+            UNFUNDED_USER => UsdcAmount::ZERO,
+            DEMO_USER => DEMO_FUNDS,
+            _ => faucet,
+        };
+        if let Err(error) = world.welcome_with(&agent, &user, amount).await {
+            tracing::error!(%error, user = %user, "faucet");
+        }
+        let result = match event.event {
+            WebEvent::Content(content) => agent
+                .receive(&user, event.message_id.as_str(), content)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            WebEvent::ApproveFunding { request_id } => {
+                let request = web
+                    .funding
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&(user.clone(), request_id));
+                match request {
+                    Some(request) => world
+                        .approve(&agent, &user, request.amount)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    None => {
+                        let _ = web
+                            .send(
+                                &user,
+                                &Outgoing::Text("That funding request is no longer open.".into()),
+                            )
+                            .await;
+                        Ok(())
+                    }
+                }
+            }
+        };
+        if let Err(error) = result {
+            tracing::error!(%error, user = %user, "web chat event");
+        }
+    }
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
