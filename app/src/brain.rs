@@ -28,6 +28,59 @@ pub enum BrainSettings {
     },
 }
 
+/// Claude's model when configuration names none.
+pub const DEFAULT_CLAUDE_MODEL: &str = "claude-sonnet-4-5";
+/// OpenAI's API, when `agent.brain = "openai"` names no base URL.
+pub const OPENAI_BASE_URL: &str = "https://api.openai.com";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BrainSettingsError {
+    #[error("agent.brain {0:?} is not claude, openai or offline")]
+    Unknown(String),
+    #[error("the Claude brain needs ANTHROPIC_API_KEY")]
+    NoAnthropicKey,
+    #[error("the OpenAI-compatible brain needs a model (WORLDSTORE_MODEL / agent.model)")]
+    NoModel,
+}
+
+impl BrainSettings {
+    /// The brain configuration names (`agent.brain`, `WORLDSTORE_BRAIN`): `offline`,
+    /// `claude`, or `openai` (any OpenAI-compatible server at `base_url`).
+    pub fn from_parts(
+        brain: &str,
+        model: Option<String>,
+        base_url: Option<String>,
+        anthropic_key: Option<SecretString>,
+        openai_key: Option<SecretString>,
+    ) -> Result<Self, BrainSettingsError> {
+        Ok(match brain.trim().to_ascii_lowercase().as_str() {
+            "offline" => BrainSettings::Offline,
+            "claude" => BrainSettings::Claude {
+                api_key: anthropic_key.ok_or(BrainSettingsError::NoAnthropicKey)?,
+                model: model.unwrap_or_else(|| DEFAULT_CLAUDE_MODEL.to_owned()),
+                base_url,
+            },
+            "openai" | "openai-compatible" => BrainSettings::OpenAiCompatible {
+                base_url: base_url.unwrap_or_else(|| OPENAI_BASE_URL.to_owned()),
+                model: model.ok_or(BrainSettingsError::NoModel)?,
+                api_key: openai_key,
+            },
+            other => return Err(BrainSettingsError::Unknown(other.to_owned())),
+        })
+    }
+
+    /// The brain of the agent role in the loaded [`crate::config::Settings`].
+    pub fn from_settings(settings: &crate::config::Settings) -> Result<Self, BrainSettingsError> {
+        Self::from_parts(
+            &settings.brain,
+            settings.model.clone(),
+            settings.brain_base_url.clone(),
+            settings.anthropic_key.clone(),
+            settings.openai_key.clone(),
+        )
+    }
+}
+
 /// The brain in use.
 #[derive(Debug, Clone)]
 pub enum BrainChoice {
@@ -105,6 +158,39 @@ mod tests {
         })
         .unwrap();
         assert_eq!(local.name(), "openai-compatible");
+    }
+
+    #[test]
+    fn configuration_names_select_the_brain() {
+        let key = || Some(SecretString::from("sk-test"));
+        assert!(matches!(
+            BrainSettings::from_parts("offline", None, None, None, None),
+            Ok(BrainSettings::Offline)
+        ));
+        let Ok(BrainSettings::Claude { model, .. }) =
+            BrainSettings::from_parts("Claude", None, None, key(), None)
+        else {
+            panic!("claude with a key")
+        };
+        assert_eq!(model, DEFAULT_CLAUDE_MODEL);
+        assert_eq!(
+            BrainSettings::from_parts("claude", None, None, None, None).unwrap_err(),
+            BrainSettingsError::NoAnthropicKey
+        );
+        let Ok(BrainSettings::OpenAiCompatible { base_url, .. }) = BrainSettings::from_parts(
+            "openai",
+            Some("llama3".into()),
+            Some("http://127.0.0.1:11434".into()),
+            None,
+            None,
+        ) else {
+            panic!("a local OpenAI-compatible server")
+        };
+        assert_eq!(base_url, "http://127.0.0.1:11434");
+        assert_eq!(
+            BrainSettings::from_parts("gpt", None, None, None, None).unwrap_err(),
+            BrainSettingsError::Unknown("gpt".into())
+        );
     }
 
     #[tokio::test]

@@ -232,3 +232,194 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use worldstore_adapters::store::{DataKey, SqlStore};
+    use worldstore_domain::ports::store::{Commit, NewEffect, StoredState};
+
+    /// Fails as told, and records each attempt.
+    struct Scripted {
+        attempts: Mutex<Vec<(String, Attempt)>>,
+        fail_first: Option<EffectError>,
+    }
+
+    impl EffectExecutor for Scripted {
+        async fn execute(
+            &self,
+            effect: &ClaimedEffect,
+            attempt: Attempt,
+        ) -> Result<(), EffectError> {
+            self.attempts
+                .lock()
+                .unwrap()
+                .push((effect.idempotency_key.to_string(), attempt));
+            match (&self.fail_first, attempt.number) {
+                (Some(error), 1) => Err(error.clone()),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    struct Fixture {
+        store: Arc<SqlStore>,
+        now: Arc<AtomicU64>,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    async fn fixture(name: &str) -> Fixture {
+        let dir =
+            std::env::temp_dir().join(format!("worldstore-outbox-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("outbox.sqlite").display());
+        let store = SqlStore::open(&url, &DataKey::from_bytes([7; 32]))
+            .await
+            .unwrap();
+        Fixture {
+            store: Arc::new(store),
+            now: Arc::new(AtomicU64::new(1_000)),
+            dir,
+        }
+    }
+
+    fn worker(
+        f: &Fixture,
+        executor: Scripted,
+        backoff: Backoff,
+    ) -> (OutboxWorker<SqlStore, Scripted>, Arc<Scripted>) {
+        let executor = Arc::new(executor);
+        let now = f.now.clone();
+        let config = WorkerConfig {
+            backoff,
+            ..WorkerConfig::new(Key::parse("test-worker").unwrap())
+        };
+        let clock: Clock = Arc::new(move || now.load(Ordering::SeqCst));
+        (
+            OutboxWorker::new(f.store.clone(), executor.clone(), config, clock),
+            executor,
+        )
+    }
+
+    async fn enqueue(f: &Fixture, keys: &[(&str, &str)]) {
+        let effects = keys
+            .iter()
+            .map(|(key, ordering)| NewEffect {
+                idempotency_key: Key::parse(key).unwrap(),
+                ordering_key: Key::parse(ordering).unwrap(),
+                effect: StoredState {
+                    kind: "test".into(),
+                    version: 1,
+                    body: serde_json::json!({}),
+                },
+            })
+            .collect();
+        let commit = Commit {
+            effects,
+            ..Commit::default()
+        };
+        f.store
+            .commit(commit, f.now.load(Ordering::SeqCst))
+            .await
+            .unwrap();
+    }
+
+    const BACKOFF: Backoff = Backoff {
+        base_seconds: 2,
+        max_seconds: 60,
+        max_attempts: 5,
+    };
+
+    #[tokio::test]
+    async fn a_transient_failure_is_retried_after_the_backoff_then_completed() {
+        let f = fixture("transient").await;
+        let executor = Scripted {
+            attempts: Mutex::default(),
+            fail_first: Some(EffectError::Transient("node down".into())),
+        };
+        let (worker, executor) = worker(&f, executor, BACKOFF);
+        enqueue(&f, &[("e1", "user:a")]).await;
+        assert_eq!(worker.run_once().await.unwrap(), 1);
+        assert_eq!(f.store.unfinished_effects().await.unwrap(), 1);
+        assert_eq!(
+            worker.run_once().await.unwrap(),
+            0,
+            "not before the backoff"
+        );
+        f.now.fetch_add(2, Ordering::SeqCst);
+        assert_eq!(worker.run_once().await.unwrap(), 1);
+        assert_eq!(f.store.unfinished_effects().await.unwrap(), 0);
+        let attempts: Vec<u32> = executor
+            .attempts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, a)| a.number)
+            .collect();
+        assert_eq!(attempts, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_permanent_failure_parks_the_effect_and_frees_its_ordering_key() {
+        let f = fixture("permanent").await;
+        let executor = Scripted {
+            attempts: Mutex::default(),
+            fail_first: Some(EffectError::Permanent("unreadable".into())),
+        };
+        let (worker, executor) = worker(&f, executor, BACKOFF);
+        enqueue(&f, &[("e1", "user:a"), ("e2", "user:a")]).await;
+        assert_eq!(worker.run_once().await.unwrap(), 1, "one at a time per key");
+        assert_eq!(worker.run_once().await.unwrap(), 1);
+        assert_eq!(f.store.unfinished_effects().await.unwrap(), 0);
+        let keys: Vec<String> = executor
+            .attempts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert_eq!(keys, vec!["e1", "e2"]);
+    }
+
+    #[tokio::test]
+    async fn the_executor_is_told_when_an_attempt_is_the_last() {
+        let f = fixture("last").await;
+        let executor = Scripted {
+            attempts: Mutex::default(),
+            fail_first: Some(EffectError::Transient("still down".into())),
+        };
+        let once = Backoff {
+            max_attempts: 1,
+            ..BACKOFF
+        };
+        let (worker, executor) = worker(&f, executor, once);
+        enqueue(&f, &[("e1", "user:a"), ("e2", "user:b")]).await;
+        assert_eq!(
+            worker.run_once().await.unwrap(),
+            2,
+            "different keys run together"
+        );
+        assert!(
+            executor
+                .attempts
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|(_, a)| a.last)
+        );
+        assert_eq!(
+            f.store.unfinished_effects().await.unwrap(),
+            0,
+            "given up, not retried"
+        );
+    }
+}

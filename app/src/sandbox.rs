@@ -22,17 +22,21 @@ use crate::merchant::{Merchant, MerchantConfig};
 use crate::outbox::{Clock, WorkerConfig};
 use crate::shared_chain::SharedChain;
 use alloy_primitives::{Address, U256, keccak256};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use worldstore_adapters::chain_embedded::{EmbeddedChain, EmbeddedChainConfig};
-use worldstore_adapters::sandbox_commerce::{FulfilmentConfig, SandboxCatalog, SandboxFulfilment};
+use worldstore_adapters::sandbox_commerce::{
+    FulfilmentConfig, InjectedFailure, SandboxCatalog, SandboxFulfilment,
+};
 use worldstore_adapters::store::{DataKey, SqlStore};
 use worldstore_domain::checkout::CheckoutPolicy;
 use worldstore_domain::conversation::{Card, FundingRequest, InboundContent, Outgoing};
 use worldstore_domain::eip3009::{Authorization, LocalSigner, Nonce};
 use worldstore_domain::money::{FeeRate, UsdcAmount};
+use worldstore_domain::ports::catalog::Asin;
 use worldstore_domain::ports::chain::Chain;
 use worldstore_domain::ports::store::{Commit, Conflict, Key, Store, StoreError};
 use worldstore_domain::wallet::{DerivationScheme, MasterSecret, derive_wallet};
@@ -70,6 +74,10 @@ pub struct SandboxConfig {
     pub lease_seconds: u64,
     /// How often the merchant asks fulfilment about delivery.
     pub merchant_poll_seconds: u64,
+    /// The brain: offline unless configured otherwise.
+    pub brain: BrainSettings,
+    /// Failures the sandbox fulfilment injects, per product (tests of refunds and the like).
+    pub failures: BTreeMap<Asin, InjectedFailure>,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -96,6 +104,8 @@ impl SandboxConfig {
             clock: None,
             lease_seconds: 60,
             merchant_poll_seconds: 1,
+            brain: BrainSettings::Offline,
+            failures: BTreeMap::new(),
         }
     }
 }
@@ -185,6 +195,7 @@ impl SandboxWorld {
                 deliver_after_secs: config.delivered_after,
                 // Order ids never repeat across runs over the same database.
                 id_prefix: format!("sbx-{}", clock()),
+                failures: config.failures.clone(),
                 ..FulfilmentConfig::default()
             },
         );
@@ -279,7 +290,7 @@ impl SandboxWorld {
             },
             own_wallet: Some(own_wallet),
         };
-        let brain = BrainChoice::from_settings(BrainSettings::Offline).map_err(setup)?;
+        let brain = BrainChoice::from_settings(self.config.brain.clone()).map_err(setup)?;
         Ok(Agent::new(
             Arc::new(store),
             vec![self.chain.clone()],

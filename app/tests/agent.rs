@@ -270,3 +270,79 @@ async fn a_second_user_cannot_see_the_first_users_orders_or_profile() {
     running.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_inbound_message_is_processed_once() {
+    let dir = temp_dir("dedupe");
+    let world = SandboxWorld::start(config(&dir, 100)).await.unwrap();
+    let mail = Mailbox::new();
+    let agent = world.agent(mail.clone()).await.unwrap();
+    let running = agent.start();
+    let frank = user("frank");
+    let balance = || InboundContent::Text("balance".into());
+    let first = agent.receive(&frank, "msg-1", balance()).await.unwrap();
+    let again = agent.receive(&frank, "msg-1", balance()).await.unwrap();
+    assert_eq!(first, worldstore::agent::Received::Processed);
+    assert_eq!(again, worldstore::agent::Received::Duplicate);
+    let chat = Chat {
+        agent: agent.clone(),
+        mail,
+        user: frank,
+    };
+    chat.expect("Your agent wallet").await;
+    for _ in 0..100 {
+        if agent.store().unfinished_effects().await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(chat.count("Your agent wallet"), 1, "{}", chat.transcript());
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fulfilment_failure_after_payment_is_refunded_and_the_user_is_told_unasked() {
+    use worldstore_adapters::sandbox_commerce::InjectedFailure;
+    use worldstore_domain::ports::catalog::Asin;
+    let dir = temp_dir("refund");
+    let mut settings = config(&dir, 100);
+    // The first "usb-c cable" result; fulfilment refuses to take its payment.
+    settings.failures.insert(
+        Asin::parse("B0THY26GXD").unwrap(),
+        InjectedFailure::PaymentFails,
+    );
+    let world = SandboxWorld::start(settings).await.unwrap();
+    let mail = Mailbox::new();
+    let agent = world.agent(mail.clone()).await.unwrap();
+    let running = agent.start();
+    let chat = Chat {
+        agent: agent.clone(),
+        mail,
+        user: user("gina"),
+    };
+    world.welcome(&agent, &chat.user).await.unwrap();
+    chat.say(PROFILE).await;
+    chat.expect("profile is complete").await;
+    chat.say("search usb-c cable").await;
+    chat.expect("Tap a product").await;
+    chat.say("buy 1").await;
+    chat.expect("Reply yes to buy").await;
+    let before = world
+        .chain
+        .usdc_balance(agent.wallet_address(&chat.user).unwrap())
+        .await
+        .unwrap();
+    chat.say("yes").await;
+    chat.expect("Payment transaction").await;
+    chat.expect(": refunded").await;
+    chat.expect("Refund transaction on base-sepolia: 0x").await;
+    let after = world
+        .chain
+        .usdc_balance(agent.wallet_address(&chat.user).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(after, before, "the refund returned the whole payment");
+    running.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -85,7 +85,13 @@ impl<P: AgentPorts> Agent<P> {
                     history,
                     tools: conversation::tool_specs(),
                 };
-                let input = match self.inner.brain.respond(asked).await {
+                let answer = self.inner.brain.respond(asked).await;
+                match &answer {
+                    Ok(reply) => crate::metrics::global()
+                        .model_call(reply.usage.input_tokens, reply.usage.output_tokens),
+                    Err(_) => crate::metrics::global().model_failure(),
+                }
+                let input = match answer {
                     Ok(reply) => {
                         let mut log = Vec::new();
                         if let Some(text) = reply.text.clone().filter(|t| !t.trim().is_empty()) {

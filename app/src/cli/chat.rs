@@ -8,7 +8,8 @@
 //! unless told); the sandbox chain lives in memory.
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use tokio::time::Instant;
 use worldstore::agent::{Agent, Channel, ChannelError, as_text};
+use worldstore::brain::BrainSettings;
 use worldstore::sandbox::{SandboxConfig, SandboxPorts, SandboxWorld};
 use worldstore_domain::conversation::{Card, FundingRequest, InboundContent, Outgoing};
 use worldstore_domain::money::UsdcAmount;
@@ -36,6 +38,66 @@ pub struct ChatArgs {
     /// How long to wait for replies still due once stdin ends.
     #[arg(long, default_value_t = 5)]
     wait_seconds: u64,
+    /// The brain: the offline grammar, Claude, or an OpenAI-compatible server.
+    #[arg(long, value_enum, default_value = "offline")]
+    brain: BrainKind,
+    /// The model name (Claude or OpenAI-compatible).
+    #[arg(long, env = "WORLDSTORE_MODEL")]
+    model: Option<String>,
+    /// The model server's base URL (OpenAI-compatible: required; Claude: optional).
+    #[arg(long, env = "WORLDSTORE_BRAIN_URL")]
+    brain_url: Option<String>,
+    #[arg(
+        long = "anthropic-key-from-env-only",
+        env = "ANTHROPIC_API_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
+    anthropic_key: Option<SecretString>,
+    #[arg(
+        long = "openai-key-from-env-only",
+        env = "OPENAI_API_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
+    openai_key: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BrainKind {
+    Offline,
+    Claude,
+    OpenaiCompatible,
+}
+
+impl ChatArgs {
+    fn brain(&self) -> anyhow::Result<BrainSettings> {
+        Ok(match self.brain {
+            BrainKind::Offline => BrainSettings::Offline,
+            BrainKind::Claude => BrainSettings::Claude {
+                api_key: self
+                    .anthropic_key
+                    .clone()
+                    .context("--brain claude needs ANTHROPIC_API_KEY")?,
+                model: self
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| "claude-sonnet-4-5".to_owned()),
+                base_url: self.brain_url.clone(),
+            },
+            BrainKind::OpenaiCompatible => BrainSettings::OpenAiCompatible {
+                base_url: self
+                    .brain_url
+                    .clone()
+                    .context("--brain openai-compatible needs --brain-url")?,
+                model: self
+                    .model
+                    .clone()
+                    .context("--brain openai-compatible needs --model")?,
+                api_key: self.openai_key.clone(),
+            },
+        })
+    }
 }
 
 /// Prints replies and remembers each user's latest funding request.
@@ -143,6 +205,7 @@ async fn chat(args: ChatArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let user = Key::parse(&args.user).context("--user must be printable ASCII without spaces")?;
     let mut config = SandboxConfig::new(args.data_dir.clone());
     config.faucet = args.faucet;
+    config.brain = args.brain()?;
     let world = SandboxWorld::start(config).await?;
     let (sender, lines) = tokio::sync::mpsc::unbounded_channel();
     let mut printer = Printer { out, lines };
