@@ -623,9 +623,23 @@ async fn malformed_bodies_are_400_never_500() {
             let error: Value = serde_json::from_str(&text).expect("JSON error");
             assert!(error["error"].is_string(), "{path} {what}: {text}");
         }
-        // Larger than any payment: refused before parsing, still not a 500.
-        let (status, _) = w.post_raw(path, vec![b' '; 1 << 20]).await;
-        assert_eq!(status, 413, "{path} 1 MiB body");
+        // Larger than any payment: refused before parsing, still not a 500. The server may
+        // answer 413 and close before the client has written the whole body; the client
+        // then sees the connection end instead of the answer. Either way: refused.
+        let answer = w
+            .http
+            .post(format!("{}{path}", w.url))
+            .header("content-type", "application/json")
+            .body(vec![b' '; 1 << 20])
+            .send()
+            .await;
+        match answer {
+            Ok(response) => assert_eq!(response.status().as_u16(), 413, "{path} 1 MiB body"),
+            Err(error) => assert!(
+                error.is_request() || error.is_body(),
+                "{path} 1 MiB body: {error}"
+            ),
+        }
     }
     assert!(w.transfers(w.payer.address(), TREASURY).await.is_empty());
 }
