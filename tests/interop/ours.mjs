@@ -46,3 +46,22 @@ async function startOurs(roleArgs) {
   };
   return { url, close, log: [], pid: child.pid };
 }
+
+// Our x402 client (`worldstore x402 pay`) paying a resource: it reads the 402, checks the
+// offer (network, token, cap), signs with the buyer key and repeats the request.
+export async function payWithOurs({ url, key, token, max = "10" }) {
+  const bin = process.env.WORLDSTORE_BIN;
+  if (!bin) throw new Error("WORLDSTORE_BIN is not set: build `worldstore` and point at it");
+  const child = spawn(bin, ["x402", "pay", "--url", url, "--token", token, "--max", max], {
+    env: { ...process.env, WORLDSTORE_PAYER_KEY: key, RUST_LOG: "warn" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (c) => { out += c; });
+  child.stderr.on("data", (c) => { err += c; });
+  const code = await new Promise((resolve) => child.on("exit", resolve));
+  if (code !== 0) return { client: "worldstore", status: null, error: err.trim() || `exit ${code}` };
+  const answer = JSON.parse(out.trim().split("\n").pop());
+  return { ...answer, settlementHeader: answer.settlement ? "decoded" : null };
+}

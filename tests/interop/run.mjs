@@ -9,6 +9,8 @@
 //   node run.mjs ours-facilitator-v1    x402-fetch -> x402-express -> OUR facilitator
 //   node run.mjs ours-merchant-v2       @x402/fetch buys through OUR order server (POST /api/orders)
 //   node run.mjs ours-merchant-v1       x402-fetch buys through OUR order server
+//   node run.mjs ours-client-v2        OUR x402 client -> @x402/express -> reference facilitator
+//   node run.mjs ours-client-v1        OUR x402 client -> x402-express -> reference facilitator
 //   node run.mjs chain [--legacy-v1]    anvil + FiatToken + reference facilitator; stays up
 //   node run.mjs serve-v2 --facilitator URL [--rpc URL --token 0x..] [--port N]   stays up
 //   node run.mjs serve-v1 --facilitator URL [--rpc URL --token 0x..] [--port N]   stays up
@@ -24,7 +26,7 @@ import { startServerV1 } from "./server-v1.mjs";
 import { payV2 } from "./client-v2.mjs";
 import { payV1 } from "./client-v1.mjs";
 import { arg, requireLoopback } from "./util.mjs";
-import { startOurFacilitator, startOurMerchant } from "./ours.mjs";
+import { payWithOurs, startOurFacilitator, startOurMerchant } from "./ours.mjs";
 
 const scenario = process.argv[2];
 const cleanups = [];
@@ -59,7 +61,7 @@ async function payAndCheck({ pay, url, key, rpcUrl, token, payTo, amount, init }
   return summary;
 }
 
-async function sdkScenario({ startServer, pay, legacyV1 = false, ours = false }) {
+async function sdkScenario({ startServer, pay, legacyV1 = false, ours = false, ourClient = false }) {
   const chain = await startChain();
   cleanups.push(chain.stop);
   const facilitator = ours
@@ -68,8 +70,9 @@ async function sdkScenario({ startServer, pay, legacyV1 = false, ours = false })
   cleanups.push(facilitator.close);
   const server = await startServer({ facilitatorUrl: facilitator.url, token: chain.token });
   cleanups.push(server.close);
+  const payer = ourClient ? ({ url, key }) => payWithOurs({ url, key, token: chain.token }) : pay;
   const summary = await payAndCheck({
-    pay, url: `${server.url}/paid`, key: KEYS.buyer, rpcUrl: chain.rpcUrl, token: chain.token,
+    pay: payer, url: `${server.url}/paid`, key: KEYS.buyer, rpcUrl: chain.rpcUrl, token: chain.token,
     payTo: ADDRESSES.payTo, amount: PRICE_ATOMIC,
   });
   return { scenario, token: chain.token, rpc: chain.rpcUrl, facilitator: facilitator.url, server: server.url,
@@ -136,6 +139,9 @@ async function main() {
     // Our Rust facilitator serving the SDKs' own resource servers, paid by their own clients.
     case "ours-facilitator-v2": return sdkScenario({ startServer: startServerV2, pay: payV2, ours: true });
     case "ours-facilitator-v1": return sdkScenario({ startServer: startServerV1, pay: payV1, ours: true });
+    // Our x402 client paying the SDKs' resource servers, settled by the reference facilitator.
+    case "ours-client-v2": return sdkScenario({ startServer: startServerV2, ourClient: true });
+    case "ours-client-v1": return sdkScenario({ startServer: startServerV1, ourClient: true });
     // Real SDK clients buying through our order server.
     case "ours-merchant-v2": return merchantScenario({ pay: payV2 });
     case "ours-merchant-v1": return merchantScenario({ pay: payV1 });

@@ -24,6 +24,41 @@ pub enum X402Command {
     },
     /// Walk through one payment offline with the real code: offer, sign, encode, decode, verify.
     Example,
+    /// Pay an x402 resource: request it, read the 402 (v2 header or v1 body), check the
+    /// offer (scheme `exact`, a known network, our token's address, at most `--max`), sign
+    /// an EIP-3009 authorization with the key in `WORLDSTORE_PAYER_KEY`, and repeat the
+    /// request with the payment. Prints one JSON line: status, settlement, transaction.
+    Pay(PayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PayArgs {
+    /// The resource (http://127.0.0.1:PORT/path).
+    #[arg(long)]
+    url: String,
+    /// GET (default) or POST.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// A JSON body to send (with POST).
+    #[arg(long)]
+    body: Option<String>,
+    /// The most we pay, in USDC.
+    #[arg(long)]
+    max: UsdcAmount,
+    /// The network we pay on.
+    #[arg(long, default_value = "base-sepolia")]
+    network: Network,
+    /// The USDC contract, when it is not Circle's address for the network (a test chain).
+    #[arg(long)]
+    token: Option<alloy_primitives::Address>,
+    /// The payer's key (hex), from the environment only.
+    #[arg(
+        long = "payer-key-from-env-only",
+        env = "WORLDSTORE_PAYER_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
+    key: secrecy::SecretString,
 }
 
 pub fn run(command: X402Command, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -35,6 +70,15 @@ pub fn run(command: X402Command, out: &mut dyn Write) -> anyhow::Result<()> {
             Ok(())
         }
         X402Command::Example => example(out),
+        X402Command::Pay(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let answer = runtime.block_on(pay(args))?;
+            writeln!(out, "{answer}")?;
+            Ok(())
+        }
     }
 }
 
@@ -116,4 +160,95 @@ fn example(out: &mut dyn Write) -> anyhow::Result<()> {
         "4. The same payment with its amount raised by 1 unit is refused: {refusal}"
     )?;
     Ok(())
+}
+
+/// Our x402 client: one request, the 402 read and checked, one paid retry.
+async fn pay(args: PayArgs) -> anyhow::Result<serde_json::Value> {
+    use secrecy::ExposeSecret;
+    let signer = worldstore_domain::eip3009::LocalSigner::from_hex(args.key.expose_secret())
+        .context("WORLDSTORE_PAYER_KEY")?;
+    let token = match args.token {
+        Some(address) => worldstore_domain::network::UsdcDeployment {
+            address,
+            ..args.network.usdc()
+        },
+        None => args.network.usdc(),
+    };
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?;
+    let method: reqwest::Method = args.method.parse().context("--method")?;
+    let request = |payment: Option<&worldstore_domain::x402::PaymentPayload>| {
+        let mut request = http.request(method.clone(), &args.url);
+        if let Some(body) = &args.body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.clone());
+        }
+        if let Some(payment) = payment {
+            request = request.header(payment.header_name(), payment.header_value());
+        }
+        request
+    };
+    let first = request(None)
+        .send()
+        .await
+        .context("the resource does not answer")?;
+    if first.status().as_u16() != 402 {
+        anyhow::bail!("expected 402 Payment Required, got {}", first.status());
+    }
+    let required = first
+        .headers()
+        .get("payment-required")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = first.bytes().await?;
+    let challenge = PaymentChallenge::from_response(required.as_deref(), &body)?;
+    let max = args.max.to_u256();
+    // The first offer we can pay exactly: our network and token, within our cap.
+    let index = challenge
+        .offers()
+        .iter()
+        .position(|o| {
+            o.scheme == "exact"
+                && o.network.as_ref().is_ok_and(|n| *n == token.network)
+                && o.asset == token.address
+                && o.amount <= max
+        })
+        .context("no offer in the 402 answer is on our network and token within --max")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let nonce = Nonce::from(alloy_primitives::keccak256(
+        format!(
+            "x402-pay/{}/{}/{}",
+            signer.address(),
+            args.url,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos()
+        )
+        .as_bytes(),
+    ));
+    let payment = sign_payment(&signer, &challenge, index, &token, nonce, now)
+        .context("the chosen offer disappeared")?;
+    let paid = request(Some(&payment)).send().await?;
+    let status = paid.status().as_u16();
+    let settlement = paid
+        .headers()
+        .get("payment-response")
+        .or_else(|| paid.headers().get("x-payment-response"))
+        .and_then(|v| v.to_str().ok())
+        .map(header::decode_payment_response)
+        .transpose()
+        .context("the settlement header does not decode")?;
+    let text = paid.text().await.unwrap_or_default();
+    Ok(serde_json::json!({
+        "client": "worldstore",
+        "version": payment.x402_version(),
+        "status": status,
+        "settlement": settlement,
+        "tx": settlement.as_ref().map(|s| s.transaction.clone()),
+        "body": text.chars().take(500).collect::<String>(),
+    }))
 }

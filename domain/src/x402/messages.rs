@@ -164,20 +164,92 @@ pub struct ResourceInfo {
 }
 
 /// v2 `PaymentRequirements`.
+///
+/// Servers find the requirements a payment was made for by comparing the payload's
+/// `accepted` with their own, field for field, as strings (the reference `@x402/core`
+/// server deep-compares them). So requirements read from the wire remember how `asset` and
+/// `payTo` were written ([`WireCase`]) and are written back the same way; requirements we
+/// build ourselves are written EIP-55 checksummed. The spelling never takes part in
+/// equality: the addresses do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(try_from = "RequirementsV2Wire", into = "RequirementsV2Wire")]
 pub struct PaymentRequirementsV2 {
     pub scheme: String,
     pub network: String,
-    #[serde(with = "uint")]
     pub amount: U256,
-    #[serde(with = "crate::eip3009::checksum")]
     pub asset: Address,
-    #[serde(with = "crate::eip3009::checksum")]
     pub pay_to: Address,
     pub max_timeout_seconds: u64,
-    #[serde(default)]
     pub extra: Extra,
+    pub wire_case: WireCase,
+}
+
+/// How a message's `asset` and `payTo` were spelled on the wire (see
+/// [`PaymentRequirementsV2`]). Equal to every other spelling.
+#[derive(Debug, Clone, Default, Eq)]
+pub struct WireCase {
+    pub asset: Option<String>,
+    pub pay_to: Option<String>,
+}
+
+impl PartialEq for WireCase {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+/// The wire form of [`PaymentRequirementsV2`], in the SDK's key order.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequirementsV2Wire {
+    scheme: String,
+    network: String,
+    #[serde(with = "uint")]
+    amount: U256,
+    asset: String,
+    pay_to: String,
+    max_timeout_seconds: u64,
+    #[serde(default)]
+    extra: Extra,
+}
+
+impl TryFrom<RequirementsV2Wire> for PaymentRequirementsV2 {
+    type Error = String;
+    fn try_from(wire: RequirementsV2Wire) -> Result<Self, String> {
+        Ok(Self {
+            asset: crate::eip3009::checksum::parse_address(&wire.asset)?,
+            pay_to: crate::eip3009::checksum::parse_address(&wire.pay_to)?,
+            scheme: wire.scheme,
+            network: wire.network,
+            amount: wire.amount,
+            max_timeout_seconds: wire.max_timeout_seconds,
+            extra: wire.extra,
+            wire_case: WireCase {
+                asset: Some(wire.asset),
+                pay_to: Some(wire.pay_to),
+            },
+        })
+    }
+}
+
+impl From<PaymentRequirementsV2> for RequirementsV2Wire {
+    fn from(r: PaymentRequirementsV2) -> Self {
+        // A remembered spelling is used only while it still names the same address.
+        let spelled = |address: Address, remembered: Option<String>| {
+            remembered
+                .filter(|text| crate::eip3009::checksum::parse_address(text) == Ok(address))
+                .unwrap_or_else(|| address.to_checksum(None))
+        };
+        Self {
+            asset: spelled(r.asset, r.wire_case.asset),
+            pay_to: spelled(r.pay_to, r.wire_case.pay_to),
+            scheme: r.scheme,
+            network: r.network,
+            amount: r.amount,
+            max_timeout_seconds: r.max_timeout_seconds,
+            extra: r.extra,
+        }
+    }
 }
 
 /// v2 402 answer, base64 in the `PAYMENT-REQUIRED` header.
@@ -416,6 +488,40 @@ impl<'de, const N: u8> Deserialize<'de> for Version<N> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn requirements_are_echoed_as_the_server_spelled_them() {
+        // @x402/express copies the configured asset verbatim (here lower case) and finds
+        // the paid requirements by deep string equality with the payload's `accepted`.
+        let wire = r#"{"scheme":"exact","network":"eip155:84532","amount":"1250000","asset":"0xe7f1725e7734ce288f8367e1bb143e90bb3f0512","payTo":"0x90F79bf6EB2c4f870365E785982E1f101E93b906","maxTimeoutSeconds":300,"extra":{"name":"USDC","version":"2"}}"#;
+        let parsed: PaymentRequirementsV2 = serde_json::from_str(wire).unwrap();
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), wire);
+        // Spelling is not identity: the same requirements built by us are equal, and are
+        // written checksummed.
+        let mut ours = parsed.clone();
+        ours.wire_case = WireCase::default();
+        assert_eq!(ours, parsed);
+        assert!(
+            serde_json::to_string(&ours)
+                .unwrap()
+                .contains("0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512")
+        );
+        // A remembered spelling that no longer names the address is not used.
+        let mut moved = parsed.clone();
+        moved.asset = Address::repeat_byte(0x11);
+        assert!(
+            serde_json::to_string(&moved)
+                .unwrap()
+                .contains("0x1111111111111111111111111111111111111111")
+        );
+        // A wrong mixed-case checksum is still refused.
+        let typo = wire.replace(
+            "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+            "0x90f79bf6EB2c4f870365E785982E1f101E93b906",
+        );
+        assert!(serde_json::from_str::<PaymentRequirementsV2>(&typo).is_err());
+    }
+
     use super::*;
 
     const AUTH: &str = r#"{"from":"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266","to":"0x70997970C51812dc3A010C7d01b50e0d17dc79C8","value":"1250000","validAfter":"0","validBefore":"1795607587","nonce":"0x01796b59f40ae187d72b9fc343d4d669b0cd3ae4e2ed2a517223577a3fe513f6"}"#;

@@ -70,6 +70,7 @@ impl PaymentOffer {
             pay_to: self.pay_to,
             max_timeout_seconds: self.max_timeout_seconds,
             extra: self.extra(),
+            wire_case: Default::default(),
         }
     }
 
