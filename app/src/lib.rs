@@ -16,4 +16,3 @@ pub mod merchant;
 pub mod metrics;
 pub mod outbox;
 pub mod sandbox;
-pub mod shared_chain;

@@ -20,7 +20,6 @@ use crate::agent::{Agent, AgentConfig, AgentPorts, Channel, OwnWallet, Received}
 use crate::brain::{BrainChoice, BrainSettings};
 use crate::merchant::{Merchant, MerchantConfig};
 use crate::outbox::{Clock, WorkerConfig};
-use crate::shared_chain::SharedChain;
 use alloy_primitives::{Address, U256, keccak256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -201,7 +200,7 @@ impl SandboxWorld {
         );
         let merchant = Arc::new(
             Merchant::new(
-                SharedChain(chain.clone()),
+                chain.clone(),
                 fulfilment,
                 merchant_store,
                 MerchantConfig {

@@ -152,13 +152,7 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         listener_port = args.port.unwrap_or(8402);
         let listener = bind(listener_port).await?;
         let public_url = format!("http://{}", listener.local_addr()?);
-        let commerce = SandboxFulfilment::new(
-            SandboxCatalog::builtin()?,
-            FulfilmentConfig {
-                id_prefix: format!("sbx-{}", now_unix()),
-                ..FulfilmentConfig::default()
-            },
-        );
+        let commerce = sandbox_fulfilment()?;
         let merchant_config = MerchantConfig {
             pay_to: SANDBOX_TREASURY,
             fee: FeeRate::from_basis_points(100).expect("1% is a fee"),
@@ -284,13 +278,7 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             .await
         }
         _ => {
-            let commerce = SandboxFulfilment::new(
-                SandboxCatalog::builtin()?,
-                FulfilmentConfig {
-                    id_prefix: format!("sbx-{}", now_unix()),
-                    ..FulfilmentConfig::default()
-                },
-            );
+            let commerce = sandbox_fulfilment()?;
             let label = "live chain, sandbox fulfilment";
             run_services(
                 Services {
@@ -308,6 +296,17 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             .await
         }
     }
+}
+
+/// The sandbox fulfilment, with order ids unique to this run.
+fn sandbox_fulfilment() -> anyhow::Result<SandboxFulfilment> {
+    Ok(SandboxFulfilment::new(
+        SandboxCatalog::builtin()?,
+        FulfilmentConfig {
+            id_prefix: format!("sbx-{}", now_unix()),
+            ..FulfilmentConfig::default()
+        },
+    ))
 }
 
 async fn bind(port: u16) -> anyhow::Result<tokio::net::TcpListener> {

@@ -274,24 +274,29 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
         }
     }
 
-    async fn watch_delivery(&self, order_id: &Key, provider_id: &OrderId) -> Ran {
-        let now = self.now();
-        let later = Ran::Later(now + self.config.delivery_poll_seconds);
-        let doc = match self
+    /// The order's document, or what the effect comes to without it.
+    async fn order_doc(&self, order_id: &Key) -> Result<MerchantOrder, Ran> {
+        match self
             .store
             .load_machine(MachineKind::Settlement, order_id)
             .await
         {
-            Ok(Some(record)) => match decode(&record) {
-                Ok(doc) => doc,
-                Err(error) => {
-                    return Ran::Failed(EffectFailure::Permanent {
-                        reason: error.to_string(),
-                    });
-                }
-            },
-            Ok(None) => return Ran::Done,
-            Err(error) => return transient(&error.to_string(), ErrorClass::Transient),
+            Ok(Some(record)) => decode(&record).map_err(|error| {
+                Ran::Failed(EffectFailure::Permanent {
+                    reason: error.to_string(),
+                })
+            }),
+            Ok(None) => Err(Ran::Done),
+            Err(error) => Err(transient(&error.to_string(), ErrorClass::Transient)),
+        }
+    }
+
+    async fn watch_delivery(&self, order_id: &Key, provider_id: &OrderId) -> Ran {
+        let now = self.now();
+        let later = Ran::Later(now + self.config.delivery_poll_seconds);
+        let doc = match self.order_doc(order_id).await {
+            Ok(doc) => doc,
+            Err(ran) => return ran,
         };
         let Settlement::InDelivery(delivery) = &doc.settlement else {
             return Ran::Done;
@@ -337,21 +342,9 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
         tx_hash: B256,
     ) -> Ran {
         let now = self.now();
-        let doc = match self
-            .store
-            .load_machine(MachineKind::Settlement, order_id)
-            .await
-        {
-            Ok(Some(record)) => match decode(&record) {
-                Ok(doc) => doc,
-                Err(error) => {
-                    return Ran::Failed(EffectFailure::Permanent {
-                        reason: error.to_string(),
-                    });
-                }
-            },
-            Ok(None) => return Ran::Done,
-            Err(error) => return transient(&error.to_string(), ErrorClass::Transient),
+        let doc = match self.order_doc(order_id).await {
+            Ok(doc) => doc,
+            Err(ran) => return ran,
         };
         let Settlement::SettlementPending(pending) = &doc.settlement else {
             return Ran::Done;
