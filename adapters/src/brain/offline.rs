@@ -24,7 +24,7 @@ use worldstore_domain::ports::brain::{Brain, BrainError, BrainReply, BrainReques
 /// The marker search results carry for each product, which `buy 2` reads back.
 pub const ASIN_MARKER: &str = "[ASIN ";
 
-pub const OFFLINE_HELP: &str = "I understand: \"search wireless earbuds\", \"buy 2\", \"yes\" / \"no\", \"my orders\", \"where is my order\", \"balance\", \"approve\", and a profile in one line such as \"name: Pat Lee, email: pat@example.com, address: 1 Main St, Seattle, WA 98101\".";
+pub const OFFLINE_HELP: &str = "I understand: \"search wireless earbuds\", \"buy 2\", \"yes\" / \"no\", \"my orders\", \"where is my order\", \"balance\", \"approve\", \"limit 20 per order\" / \"limit 50 per day\", and a profile in one line such as \"name: Pat Lee, email: pat@example.com, address: 1 Main St, Seattle, WA 98101\".";
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OfflineBrain;
@@ -112,6 +112,16 @@ fn command(text: &str, history: &[HistoryItem]) -> BrainReply {
             },
             Err(_) => propose(tool, json!({ "asin": what })),
         };
+    }
+    if let Some(limit) = rest_after(&["limit "]) {
+        // "limit 20 per order", "limit 50 per day"
+        let (amount, per) = limit.split_once(' ').unwrap_or((limit.as_str(), ""));
+        let field = match per.trim() {
+            "per order" | "an order" => "per_order",
+            "per day" | "a day" | "daily" => "per_day",
+            _ => return say("Set a limit like \"limit 20 per order\" or \"limit 50 per day\"."),
+        };
+        return propose("set_spending_limits", json!({ field: amount }));
     }
     if let Some(order_id) = rest_after(&["order "]).filter(|o| !o.contains(' ') && !o.is_empty()) {
         return propose("order_status", json!({ "order_id": order_id }));

@@ -420,7 +420,8 @@ impl<P: AgentPorts> Agent<P> {
             doc.checkouts_started += 1;
             doc.awaiting_profile = None;
             let id = checkout_id(user, doc.checkouts_started)?;
-            let (machine, effects) = Checkout::start(choice.clone(), policy.clone());
+            let own_policy = policy.lowered_to(&doc.limits);
+            let (machine, effects) = Checkout::start(choice.clone(), own_policy);
             let checkout = CheckoutDoc {
                 user: user.clone(),
                 machine,

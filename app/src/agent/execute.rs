@@ -141,6 +141,10 @@ impl<P: AgentPorts> Agent<P> {
                 };
                 let ask_to_delete = matches!(call, ToolCall::DeleteProfile);
                 let edited = matches!(call, ToolCall::EditProfile(_)) && !outcome.is_error;
+                let limits = match &call {
+                    ToolCall::SetSpendingLimits(limits) if !outcome.is_error => Some(*limits),
+                    _ => None,
+                };
                 let finished = self
                     .with_conversation(user, None, |doc, staged, now| {
                         staged.effects = doc
@@ -157,6 +161,10 @@ impl<P: AgentPorts> Agent<P> {
                         if ask_to_delete {
                             let menu = doc.machine.ask_to_delete_profile(now);
                             staged.effects.push(menu);
+                        }
+                        if let Some(new) = limits {
+                            doc.limits.per_order = new.per_order.or(doc.limits.per_order);
+                            doc.limits.per_day = new.per_day.or(doc.limits.per_day);
                         }
                         Ok(())
                     })

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use worldstore_domain::checkout::SpendingLimits;
 use worldstore_domain::checkout::{self, Checkout};
 use worldstore_domain::conversation::tools::Asin;
 use worldstore_domain::conversation::{self, Conversation};
@@ -28,6 +29,9 @@ pub struct ConversationDoc {
     pub checkouts_started: u64,
     /// A product chosen before the profile could ship an order: bought once it can.
     pub awaiting_profile: Option<Asin>,
+    /// Spending limits the user set for themselves (below the configured ones).
+    #[serde(default)]
+    pub limits: SpendingLimits,
 }
 
 /// The merchant's bearer token for one order. Never formatted.

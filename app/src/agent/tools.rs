@@ -228,6 +228,29 @@ impl<P: AgentPorts> Agent<P> {
                 }
             }
             ToolCall::CheckBalance => text(self.balances_text(user).await?),
+            ToolCall::SetSpendingLimits(limits) => {
+                let policy = &self.inner.config.policy;
+                let above = |own: Option<UsdcAmount>, ceiling: UsdcAmount, what: &str| {
+                    own.filter(|own| *own > ceiling).map(|own| {
+                        format!("{own} USDC is above this agent's {what} limit of {ceiling} USDC; yours can only be lower")
+                    })
+                };
+                let refused = above(limits.per_order, policy.per_order_limit, "per-order")
+                    .or_else(|| above(limits.per_day, policy.per_day_limit, "daily"));
+                match refused {
+                    Some(why) => error(why),
+                    None => {
+                        let mut parts = Vec::new();
+                        if let Some(a) = limits.per_order {
+                            parts.push(format!("{a} USDC per order"));
+                        }
+                        if let Some(a) = limits.per_day {
+                            parts.push(format!("{a} USDC per day"));
+                        }
+                        text(format!("Your limits are now {}.", parts.join(" and ")))
+                    }
+                }
+            }
             ToolCall::StartCheckout { asin } => {
                 if self.start_checkout(user, asin).await? {
                     presented("Getting a quote; it will appear here with a confirmation menu.")

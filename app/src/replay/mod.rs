@@ -18,7 +18,7 @@ use crate::agent::{Agent, Mailbox, as_text};
 use crate::brain::{BrainSettings, RecordedBrain};
 use crate::sandbox::{SandboxConfig, SandboxPorts, SandboxWorld, latest_funding};
 use script::{Action, Said, Script, Step};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -206,12 +206,12 @@ impl Run<'_> {
         Key::parse(user).map_err(|e| run_error(format!("user {user:?}: {e}")))
     }
 
-    /// Runs the agent's and the merchant's due work until neither has any.
+    /// Runs the agent's and the merchant's due work until neither has any. The agent is
+    /// idle after its pass, so only new merchant work can give it more.
     async fn settle(&self) -> Result<(), ReplayError> {
         loop {
-            let agent = self.agent.run_until_idle().await.map_err(run_error)?;
-            let merchant = self.world.merchant_round().await.map_err(run_error)?;
-            if agent + merchant == 0 {
+            self.agent.run_until_idle().await.map_err(run_error)?;
+            if self.world.merchant_round().await.map_err(run_error)? == 0 {
                 return Ok(());
             }
         }
@@ -353,27 +353,105 @@ fn compare(step: &Step, actual: &[Said]) -> Option<String> {
     Some(report)
 }
 
-/// Replays `script` in a fresh sandbox under `data_dir` (which should be empty).
-pub async fn replay(script: &Script, data_dir: &Path) -> Result<Outcome, ReplayError> {
-    let clock = Arc::new(AtomicU64::new(REPLAY_EPOCH));
-    let mut setup = setup(script, data_dir, clock.clone())?;
-    let brain = RecordedBrain::new(!setup.recorded_brain);
-    setup.config.brain = BrainSettings::Recorded(brain.clone());
+/// The world `setup` asks for, with `brain` answering.
+async fn start<'a>(setup: &'a Setup, clock: Arc<AtomicU64>) -> Result<Run<'a>, ReplayError> {
     let world = SandboxWorld::start(setup.config.clone())
         .await
         .map_err(run_error)?;
     let mail = Mailbox::new();
     let agent = world.agent(mail.clone()).await.map_err(run_error)?;
-    let mut run = Run {
+    Ok(Run {
         world,
         agent,
         mail,
         clock,
-        setup: &setup,
+        setup,
         welcomed: HashSet::new(),
         seen: 0,
         hashes: Hashes::default(),
-    };
+    })
+}
+
+/// The set-up of `script` with a recorded brain, on a virtual clock.
+fn prepare(
+    script: &Script,
+    data_dir: &Path,
+) -> Result<(Setup, RecordedBrain, Arc<AtomicU64>), ReplayError> {
+    let clock = Arc::new(AtomicU64::new(REPLAY_EPOCH));
+    let mut setup = setup(script, data_dir, clock.clone())?;
+    let brain = RecordedBrain::new(!setup.recorded_brain);
+    setup.config.brain = BrainSettings::Recorded(brain.clone());
+    Ok((setup, brain, clock))
+}
+
+/// Purchases (checkouts paid, shipped or delivered) of the users `run` has met.
+async fn purchases(run: &Run<'_>) -> Result<usize, ReplayError> {
+    let mut total = 0;
+    for user in &run.welcomed {
+        let checkouts = run
+            .agent
+            .store()
+            .machines_of_user(MachineKind::Checkout, &Run::key(user)?)
+            .await
+            .map_err(run_error)?;
+        total += checkouts
+            .iter()
+            .filter(|c| ["paid", "shipped", "delivered"].contains(&c.index.status.as_str()))
+            .count();
+    }
+    Ok(total)
+}
+
+/// What [`replay_rounds`] measured.
+#[derive(Debug, Clone, Default)]
+pub struct Rounds {
+    pub turns: usize,
+    /// Time spent in the steps (the world's start-up excluded).
+    pub elapsed: std::time::Duration,
+    pub purchases: usize,
+    pub model_calls: u64,
+    pub usage: Usage,
+}
+
+/// Replays `script` `rounds` times in one world, each round with new users (`alice` becomes
+/// `alice-r3`), without comparing: a load generator for benchmarks. The world's start-up is
+/// not timed.
+pub async fn replay_rounds(
+    script: &Script,
+    data_dir: &Path,
+    rounds: usize,
+) -> Result<Rounds, ReplayError> {
+    let (setup, brain, clock) = prepare(script, data_dir)?;
+    let mut run = start(&setup, clock).await?;
+    let mut measured = Rounds::default();
+    let started = std::time::Instant::now();
+    for round in 0..rounds {
+        for (i, step) in script.steps.iter().enumerate() {
+            let mut step = step.clone();
+            step.action.rename(|user| format!("{user}-r{round}"));
+            brain.answer_with(&step.model);
+            let crashes = script
+                .steps
+                .get(i + 1)
+                .is_some_and(|next| next.action == Action::Crash);
+            run.act(&step, crashes).await?;
+            if step.action.is_turn() {
+                measured.turns += 1;
+            }
+            brain.unused();
+        }
+    }
+    measured.elapsed = started.elapsed();
+    measured.purchases = purchases(&run).await?;
+    measured.model_calls = brain.calls();
+    measured.usage = brain.usage();
+    Ok(measured)
+}
+
+/// Replays `script` in a fresh sandbox under `data_dir` (which should be empty).
+pub async fn replay(script: &Script, data_dir: &Path) -> Result<Outcome, ReplayError> {
+    let (setup, brain, clock) = prepare(script, data_dir)?;
+    let mut run = start(&setup, clock).await?;
     let mut outcome = Outcome::default();
     for (i, step) in script.steps.iter().enumerate() {
         brain.answer_with(&step.model);
@@ -418,23 +496,15 @@ pub async fn replay(script: &Script, data_dir: &Path) -> Result<Outcome, ReplayE
     }
     outcome.model_calls = brain.calls();
     outcome.usage = brain.usage();
-    let mut purchases = BTreeMap::new();
-    for user in &run.welcomed {
-        let key = Run::key(user)?;
-        let checkouts = run
-            .agent
-            .store()
-            .machines_of_user(MachineKind::Checkout, &key)
-            .await
-            .map_err(run_error)?;
-        let paid = checkouts
-            .iter()
-            .filter(|c| ["paid", "shipped", "delivered"].contains(&c.index.status.as_str()))
-            .count();
-        purchases.insert(user.clone(), paid);
-    }
-    outcome.purchases = purchases.values().sum();
+    outcome.purchases = purchases(&run).await?;
     Ok(outcome)
+}
+
+/// Reads the recording at `path`.
+pub fn read(path: &Path) -> Result<Script, ReplayError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| run_error(format!("{}: {e}", path.display())))?;
+    Ok(Script::parse(&text)?)
 }
 
 /// Reads and replays the recording at `path` in a temporary directory.
@@ -448,7 +518,8 @@ pub async fn replay_file(path: &Path) -> Result<(Script, Outcome), ReplayError> 
     Ok((script, outcome?))
 }
 
-fn scratch_dir(path: &Path) -> std::path::PathBuf {
+/// A fresh directory under the system's temporary directory, named after `path`.
+pub fn scratch_dir(path: &Path) -> std::path::PathBuf {
     static RUNS: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_stem()

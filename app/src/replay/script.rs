@@ -44,6 +44,16 @@ pub enum Action {
 }
 
 impl Action {
+    /// Renames the acting user.
+    pub fn rename(&mut self, new_name: impl Fn(&str) -> String) {
+        match self {
+            Action::Say { user, .. } | Action::Tap { user, .. } | Action::Approve { user } => {
+                *user = new_name(user);
+            }
+            Action::Wait { .. } | Action::Crash | Action::Restart => {}
+        }
+    }
+
     /// The user who acts, if a user does.
     pub fn user(&self) -> Option<&str> {
         match self {

@@ -20,6 +20,28 @@ pub struct CheckoutPolicy {
     pub per_day_limit: UsdcAmount,
 }
 
+/// Limits a user set for themselves. Each can only lower the configured one: the
+/// configuration is the ceiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SpendingLimits {
+    pub per_order: Option<UsdcAmount>,
+    pub per_day: Option<UsdcAmount>,
+}
+
+impl CheckoutPolicy {
+    /// This policy with the user's own limits where they are lower.
+    pub fn lowered_to(&self, own: &SpendingLimits) -> Self {
+        let lower = |configured: UsdcAmount, own: Option<UsdcAmount>| {
+            own.map_or(configured, |own| own.min(configured))
+        };
+        Self {
+            per_order_limit: lower(self.per_order_limit, own.per_order),
+            per_day_limit: lower(self.per_day_limit, own.per_day),
+            ..self.clone()
+        }
+    }
+}
+
 /// The product the user asked to buy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductChoice {

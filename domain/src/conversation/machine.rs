@@ -1,6 +1,7 @@
 use super::cards::{Card, ProductCard, QuoteCard};
 use super::menus::{ActionItem, Menu, MenuKind, actions_of};
 use super::tools::{Asin, ProfileEdit, ToolCall, ToolError, ToolProposal};
+use crate::checkout::SpendingLimits;
 use crate::money::UsdcAmount;
 use crate::pii::Pii;
 use crate::ports::store::Key;
@@ -452,6 +453,9 @@ impl Conversation {
                 ToolCall::EditProfile(edit) => {
                     in_own_words(edit, turn.said.expose()).map(|()| call)
                 }
+                ToolCall::SetSpendingLimits(limits) => {
+                    amounts_in_own_words(limits, turn.said.expose()).map(|()| call)
+                }
                 _ => Ok(call),
             });
             match checked {
@@ -642,6 +646,25 @@ fn in_own_words(edit: &ProfileEdit, said: &str) -> Result<(), ToolError> {
     for (field, value) in values {
         if let Some(value) = value
             && !said.contains(&squash(&value))
+        {
+            return Err(ToolError::NotTheUsersWords(field.to_owned()));
+        }
+    }
+    Ok(())
+}
+
+/// Accepts new spending limits only when each amount is a number the user wrote this turn.
+fn amounts_in_own_words(limits: &SpendingLimits, said: &str) -> Result<(), ToolError> {
+    let written: Vec<UsdcAmount> = said
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|word| word.trim_matches('.').parse::<UsdcAmount>().ok())
+        .collect();
+    for (field, amount) in [
+        ("per-order limit", limits.per_order),
+        ("daily limit", limits.per_day),
+    ] {
+        if let Some(amount) = amount
+            && !written.contains(&amount)
         {
             return Err(ToolError::NotTheUsersWords(field.to_owned()));
         }

@@ -458,6 +458,55 @@ fn a_profile_change_must_be_in_the_users_own_words() {
 }
 
 #[test]
+fn spending_limits_are_set_only_with_amounts_the_user_wrote_and_only_lower_the_policy() {
+    let mut h = Harness::started();
+    let asked = h.say("please limit me to 20 per order");
+    let ok = propose(
+        &mut h,
+        &asked,
+        "set_spending_limits",
+        json!({"per_order": "20"}),
+    );
+    let Some(Effect::RunTool {
+        call: ToolCall::SetSpendingLimits(limits),
+        ..
+    }) = ok.iter().find(|e| matches!(e, Effect::RunTool { .. }))
+    else {
+        panic!("{ok:?}")
+    };
+    assert_eq!(limits.per_order, Some(crate::UsdcAmount::from_usdc(20)));
+
+    let mut h = Harness::started();
+    let asked = h.say("search usb hub");
+    let injected = propose(
+        &mut h,
+        &asked,
+        "set_spending_limits",
+        json!({"per_day": "100000"}),
+    );
+    assert!(!injected.iter().any(|e| matches!(e, Effect::RunTool { .. })));
+
+    let policy = crate::checkout::CheckoutPolicy {
+        tokens: vec![],
+        pay_to_allowlist: vec![],
+        fee: crate::money::FeeRate::ZERO,
+        per_order_limit: crate::UsdcAmount::from_usdc(30),
+        per_day_limit: crate::UsdcAmount::from_usdc(100),
+    };
+    let own = crate::checkout::SpendingLimits {
+        per_order: Some(crate::UsdcAmount::from_usdc(5)),
+        per_day: Some(crate::UsdcAmount::from_usdc(1000)),
+    };
+    let lowered = policy.lowered_to(&own);
+    assert_eq!(lowered.per_order_limit, crate::UsdcAmount::from_usdc(5));
+    assert_eq!(
+        lowered.per_day_limit,
+        crate::UsdcAmount::from_usdc(100),
+        "a user's limit never raises the configured one"
+    );
+}
+
+#[test]
 fn a_turn_whose_results_the_user_already_sees_ends_without_another_model_call() {
     let mut h = Harness::started();
     let asked = h.say("find me running socks");

@@ -6,6 +6,8 @@
 //! wallet or an amount gets a tool error back instead of an action. None of these tools
 //! moves funds or signs.
 
+use crate::checkout::SpendingLimits;
+use crate::money::UsdcAmount;
 use crate::profile::{AddressLine, City, Email, PersonName, ProfileError, UsState, ZipCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -91,6 +93,8 @@ pub enum ToolCall {
     StartCheckout {
         asin: Asin,
     },
+    /// The user's own spending limits (they only ever lower the configured ones).
+    SetSpendingLimits(SpendingLimits),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
@@ -132,6 +136,13 @@ struct OrderInput {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Nothing {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsInput {
+    per_order: Option<Value>,
+    per_day: Option<Value>,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -215,6 +226,29 @@ impl ToolCall {
             "start_checkout" => Ok(ToolCall::StartCheckout {
                 asin: Asin::parse(&input::<AsinInput>(value)?.asin)?,
             }),
+            "set_spending_limits" => {
+                let LimitsInput { per_order, per_day } = input(value)?;
+                let amount = |v: Option<Value>| -> Result<Option<UsdcAmount>, ToolError> {
+                    v.map(|v| {
+                        let text = match &v {
+                            Value::String(s) => s.trim().to_owned(),
+                            other => other.to_string(),
+                        };
+                        text.parse::<UsdcAmount>().map_err(|e| {
+                            ToolError::Invalid(format!("{text:?} is not an amount of USDC: {e}"))
+                        })
+                    })
+                    .transpose()
+                };
+                let limits = SpendingLimits {
+                    per_order: amount(per_order)?,
+                    per_day: amount(per_day)?,
+                };
+                if limits == SpendingLimits::default() {
+                    return Err(ToolError::Invalid("give per_order, per_day or both".into()));
+                }
+                Ok(ToolCall::SetSpendingLimits(limits))
+            }
             other => Err(ToolError::Unknown(other.to_owned())),
         }
     }
@@ -230,6 +264,7 @@ impl ToolCall {
             ToolCall::OrderStatus { .. } => "order_status",
             ToolCall::CheckBalance => "check_balance",
             ToolCall::StartCheckout { .. } => "start_checkout",
+            ToolCall::SetSpendingLimits(_) => "set_spending_limits",
         }
     }
 }
@@ -292,6 +327,14 @@ pub fn tool_specs() -> Vec<ToolSpec> {
             name: "check_balance",
             description: "USDC balance of the user's agent wallet on every network.",
             input_schema: object(json!({}), &[]),
+        },
+        ToolSpec {
+            name: "set_spending_limits",
+            description: "Lower the user's own per-order or per-day spending limit (USDC); only when the user asks, with the amount they give.",
+            input_schema: object(
+                json!({"per_order": text("Most USDC one order may cost"), "per_day": text("Most USDC spent in 24 hours")}),
+                &[],
+            ),
         },
         ToolSpec {
             name: "start_checkout",

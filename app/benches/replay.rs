@@ -1,0 +1,169 @@
+//! The recorded conversations replayed in a loop, on one core: user turns per second, model
+//! calls per purchase, and memory held per idle conversation.
+//!
+//! ```text
+//! cargo bench -p worldstore --bench replay                       # 20 rounds, 5,000 idle users
+//! cargo bench -p worldstore --bench replay -- --rounds 50 --idle 20000
+//! ```
+//!
+//! Everything runs on one thread (a current-thread runtime: the agent, the merchant's order
+//! server, the embedded EVM, SQLite): the turns per second are those of one core. Each
+//! recording gets one world (its start-up is not timed) and is replayed `rounds` times
+//! with new users each round. Model answers come from the recordings (the offline grammar
+//! where a recording has none), so no time is spent waiting for a model.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use worldstore::agent::Mailbox;
+use worldstore::replay::{read, replay_file, replay_rounds, scratch_dir};
+use worldstore::sandbox::{SandboxConfig, SandboxWorld};
+use worldstore_domain::conversation::InboundContent;
+use worldstore_domain::ports::store::Key;
+
+fn argument(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn recordings() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/conversations");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("fixtures/conversations")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "chat"))
+        .collect();
+    files.sort();
+    files
+}
+
+async fn turns_per_second(rounds: usize) {
+    println!("## Turns per second, one core ({rounds} rounds of each recording)\n");
+    println!("| recording | turns | seconds | turns/s |");
+    println!("|---|---:|---:|---:|");
+    let (mut turns, mut elapsed) = (0, Duration::ZERO);
+    for path in recordings() {
+        let script = read(&path).expect("a recording");
+        let dir = scratch_dir(&path);
+        let measured = replay_rounds(&script, &dir, rounds).await.expect("replay");
+        let _ = std::fs::remove_dir_all(&dir);
+        turns += measured.turns;
+        elapsed += measured.elapsed;
+        println!(
+            "| {} | {} | {:.3} | {:.0} |",
+            path.file_stem().unwrap_or_default().to_string_lossy(),
+            measured.turns,
+            measured.elapsed.as_secs_f64(),
+            measured.turns as f64 / measured.elapsed.as_secs_f64()
+        );
+    }
+    println!(
+        "| **all** | {turns} | {:.3} | **{:.0}** |\n",
+        elapsed.as_secs_f64(),
+        turns as f64 / elapsed.as_secs_f64()
+    );
+}
+
+async fn model_calls_per_purchase() {
+    println!("## Model calls per recording (the original made 2 per turn)\n");
+    println!(
+        "| recording | turns | purchases | model calls | original's calls | input tokens | output tokens |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for path in recordings() {
+        let (_, outcome) = replay_file(&path).await.expect("replay");
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            path.file_stem().unwrap_or_default().to_string_lossy(),
+            outcome.turns,
+            outcome.purchases,
+            outcome.model_calls,
+            2 * outcome.turns,
+            outcome.usage.input_tokens,
+            outcome.usage.output_tokens
+        );
+    }
+    println!();
+}
+
+async fn memory_per_idle_conversation(users: usize) {
+    let dir = scratch_dir(Path::new("idle"));
+    let mut config = SandboxConfig::new(dir.clone());
+    config.merchant_in_background = false;
+    let world = SandboxWorld::start(config).await.expect("world");
+    let agent = world.agent(Mailbox::new()).await.expect("agent");
+    // Warm up: the first conversations fill caches and pools that do not grow with users.
+    let say_hi = |n: usize| {
+        let agent = agent.clone();
+        async move {
+            let user = Key::parse(&format!("idle-{n}")).expect("key");
+            agent
+                .receive(&user, "hi-1", InboundContent::Text("hi".into()))
+                .await
+                .expect("receive");
+        }
+    };
+    for n in 0..200 {
+        say_hi(n).await;
+    }
+    agent.run_until_idle().await.expect("idle");
+    let before = resident_bytes();
+    let started = Instant::now();
+    for n in 200..200 + users {
+        say_hi(n).await;
+        if n % 500 == 0 {
+            agent.run_until_idle().await.expect("idle");
+        }
+    }
+    agent.run_until_idle().await.expect("idle");
+    let after = resident_bytes();
+    let file = std::fs::metadata(dir.join("worldstore-agent.sqlite")).map_or(0, |m| m.len());
+    println!(
+        "## Memory per idle conversation ({users} new users, each greeted with the main menu)\n"
+    );
+    println!(
+        "- resident memory: {:.1} MB before, {:.1} MB after: {:.0} bytes per conversation",
+        before as f64 / 1e6,
+        after as f64 / 1e6,
+        after.saturating_sub(before) as f64 / users as f64
+    );
+    println!(
+        "- in the database instead: {:.0} bytes per conversation ({:.1} MB file); {:.0} first contacts/s",
+        file as f64 / (users + 200) as f64,
+        file as f64 / 1e6,
+        users as f64 / started.elapsed().as_secs_f64()
+    );
+    drop(agent);
+    drop(world);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    let rounds = argument("--rounds", 20);
+    let idle = argument("--idle", 5000);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        turns_per_second(rounds).await;
+        model_calls_per_purchase().await;
+        memory_per_idle_conversation(idle).await;
+    });
+}
