@@ -6,7 +6,9 @@
 //!   `PORT`, `RPC_PROVIDER_URL`, `WALLET_PRIVATE_KEY`, `CROSSMINT_*`, `ORDER_*`); every
 //!   problem is reported at start (see [`worldstore::config`]).
 //!
-//! The facilitator and the merchant share one port when both run.
+//! The facilitator and the merchant share one port when both run, and one database with
+//! each other and with any agent pointed at it: every role's outbox worker claims only its
+//! own effect kinds ([`worldstore::outbox::EffectExecutor::KINDS`]).
 
 use anyhow::{Context as _, anyhow};
 use clap::Args;
