@@ -1,82 +1,16 @@
 //! The agent end to end over real components: SQLite, the embedded chain, the sandbox
 //! catalogue, the offline brain, and the merchant's real order server over HTTP.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod support;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use worldstore::agent::{Agent, Mailbox, as_text};
-use worldstore::sandbox::{SandboxConfig, SandboxPorts, SandboxWorld, latest_funding};
+use support::{Chat, PROFILE, config, shifted_clock, temp_dir, user};
+use worldstore::agent::Mailbox;
+use worldstore::sandbox::{SandboxWorld, latest_funding};
 use worldstore_domain::conversation::InboundContent;
-use worldstore_domain::money::UsdcAmount;
 use worldstore_domain::ports::chain::Chain;
-use worldstore_domain::ports::store::{Key, MachineKind, Store};
-
-const WAIT: Duration = Duration::from_secs(20);
-const PROFILE: &str =
-    "name: Pat Lee, email: pat@example.com, address: 1 Main St, Seattle, WA 98101";
-
-static MESSAGE: AtomicU64 = AtomicU64::new(0);
-
-fn user(name: &str) -> Key {
-    Key::parse(name).unwrap()
-}
-
-fn config(dir: &std::path::Path, faucet: u64) -> SandboxConfig {
-    let mut config = SandboxConfig::new(dir.to_path_buf());
-    config.faucet = UsdcAmount::from_usdc(faucet);
-    config.ships_after = 1;
-    config.delivered_after = 2;
-    config.order_poll = Duration::from_millis(300);
-    config
-}
-
-struct Chat {
-    agent: Agent<SandboxPorts<Mailbox>>,
-    mail: Mailbox,
-    user: Key,
-}
-
-impl Chat {
-    async fn say(&self, text: &str) {
-        let id = format!("m{}", MESSAGE.fetch_add(1, Ordering::SeqCst));
-        self.agent
-            .receive(&self.user, &id, InboundContent::Text(text.into()))
-            .await
-            .unwrap();
-    }
-
-    async fn expect(&self, needle: &str) {
-        let seen = self.mail.wait_for_text(&self.user, needle, WAIT).await;
-        assert!(seen, "no {needle:?} in:\n{}", self.transcript());
-    }
-
-    fn transcript(&self) -> String {
-        self.mail
-            .messages_to(&self.user)
-            .iter()
-            .map(as_text)
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.mail
-            .messages_to(&self.user)
-            .iter()
-            .filter(|m| as_text(m).contains(needle))
-            .count()
-    }
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "worldstore-agent-{name}-{}-{}",
-        std::process::id(),
-        MESSAGE.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use worldstore_domain::ports::store::{MachineKind, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_funded_user_searches_buys_gives_a_profile_confirms_and_is_told_of_payment_and_delivery()
@@ -159,16 +93,9 @@ async fn an_unfunded_user_is_asked_for_funds_approves_and_the_purchase_resumes_b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_survives_a_restart_after_the_confirmation_and_is_paid_exactly_once() {
     let dir = temp_dir("restart");
-    let offset = Arc::new(AtomicU64::new(0));
+    let (clock, offset) = shifted_clock();
     let mut settings = config(&dir, 100);
-    let shift = offset.clone();
-    settings.clock = Some(Arc::new(move || {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        now + shift.load(Ordering::SeqCst)
-    }));
+    settings.clock = Some(clock);
     let world = SandboxWorld::start(settings).await.unwrap();
     let alice = user("carol");
     let first_mail = Mailbox::new();
