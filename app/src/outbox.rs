@@ -27,6 +27,13 @@ use worldstore_domain::ports::store::{
 /// The clock, in unix seconds.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// The system clock in unix seconds: every role's [`Clock`] outside tests.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// How an attempt went wrong. Reasons must not contain personal data or secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EffectError {

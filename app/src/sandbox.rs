@@ -21,7 +21,7 @@
 use crate::agent::{Agent, AgentConfig, AgentPorts, Channel, OwnWallet, Received};
 use crate::brain::{BrainChoice, BrainSettings};
 use crate::merchant::{Merchant, MerchantConfig};
-use crate::outbox::{Clock, WorkerConfig};
+use crate::outbox::{Clock, WorkerConfig, now_unix};
 use alloy_primitives::{Address, U256, keccak256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -147,12 +147,6 @@ impl Drop for SandboxWorld {
 
 fn sqlite_url(dir: &std::path::Path, file: &str) -> String {
     format!("sqlite://{}?mode=rwc", dir.join(file).display())
-}
-
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[derive(Debug, thiserror::Error)]

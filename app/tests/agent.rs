@@ -98,42 +98,23 @@ async fn a_purchase_survives_a_restart_after_the_confirmation_and_is_paid_exactl
     settings.clock = Some(clock);
     let world = SandboxWorld::start(settings).await.unwrap();
     let alice = user("carol");
-    let first_mail = Mailbox::new();
-    let agent = world.agent(first_mail.clone()).await.unwrap();
-    let running = agent.start();
-    let chat = Chat {
-        agent: agent.clone(),
-        mail: first_mail.clone(),
-        user: alice.clone(),
-    };
-    world.welcome(&agent, &alice).await.unwrap();
-    chat.say(PROFILE).await;
-    chat.expect("profile is complete").await;
-    chat.say("search usb-c cable").await;
-    chat.expect("Tap a product").await;
-    chat.say("buy 1").await;
-    chat.expect("Reply yes to buy").await;
+    let (chat, running) = Chat::open(&world, &alice).await;
+    world.welcome(&chat.agent, &alice).await.unwrap();
+    chat.up_to_the_confirmation().await;
     // Crash: the workers die; the confirmation is committed but nothing executes it.
     running.abort();
     chat.say("yes").await;
-    assert!(agent.store().unfinished_effects().await.unwrap() > 0);
+    assert!(chat.agent.store().unfinished_effects().await.unwrap() > 0);
     drop(chat);
-    drop(agent);
     // The crashed worker's leases expire before the new process takes over its effects.
     offset.store(world.config.lease_seconds + 1, Ordering::SeqCst);
 
-    let second_mail = Mailbox::new();
-    let agent = world.agent(second_mail.clone()).await.unwrap();
-    let running = agent.start();
-    let chat = Chat {
-        agent: agent.clone(),
-        mail: second_mail,
-        user: alice.clone(),
-    };
+    let (chat, running) = Chat::open(&world, &alice).await;
     chat.expect("Payment transaction on base-sepolia: 0x").await;
     chat.expect(": delivered").await;
     assert_eq!(chat.count("Payment transaction"), 1);
-    let checkouts = agent
+    let checkouts = chat
+        .agent
         .store()
         .machines_of_user(MachineKind::Checkout, &alice)
         .await
@@ -165,12 +146,7 @@ async fn a_second_user_cannot_see_the_first_users_orders_or_profile() {
         user: user("eve"),
     };
     world.welcome(&agent, &dana.user).await.unwrap();
-    dana.say(PROFILE).await;
-    dana.expect("profile is complete").await;
-    dana.say("search usb-c cable").await;
-    dana.expect("Tap a product").await;
-    dana.say("buy 1").await;
-    dana.expect("Reply yes to buy").await;
+    dana.up_to_the_confirmation().await;
     dana.say("yes").await;
     dana.expect("Payment transaction").await;
     let order_id = agent
@@ -249,12 +225,7 @@ async fn a_fulfilment_failure_after_payment_is_refunded_and_the_user_is_told_una
         user: user("gina"),
     };
     world.welcome(&agent, &chat.user).await.unwrap();
-    chat.say(PROFILE).await;
-    chat.expect("profile is complete").await;
-    chat.say("search usb-c cable").await;
-    chat.expect("Tap a product").await;
-    chat.say("buy 1").await;
-    chat.expect("Reply yes to buy").await;
+    chat.up_to_the_confirmation().await;
     let before = world
         .chain
         .usdc_balance(agent.wallet_address(&chat.user).unwrap())

@@ -12,8 +12,8 @@ use axum::response::Response;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
-use support::{Chat, PROFILE, WAIT, config, shifted_clock, temp_dir, user};
-use worldstore::agent::{CheckoutDoc, Mailbox, OrderClient, as_text};
+use support::{Chat, WAIT, config, shifted_clock, temp_dir, user};
+use worldstore::agent::{CheckoutDoc, OrderClient, as_text};
 use worldstore::sandbox::SandboxWorld;
 use worldstore_domain::money::UsdcAmount;
 use worldstore_domain::ports::chain::Chain;
@@ -135,22 +135,10 @@ async fn a_payment_settled_while_the_agent_died_before_committing_it_is_reported
     world.merchant_url = proxy_url;
 
     let buyer = user("hana");
-    let first_mail = Mailbox::new();
-    let agent = world.agent(first_mail.clone()).await.unwrap();
-    let running = agent.start();
-    let chat = Chat {
-        agent: agent.clone(),
-        mail: first_mail.clone(),
-        user: buyer.clone(),
-    };
-    world.welcome(&agent, &buyer).await.unwrap();
-    chat.say(PROFILE).await;
-    chat.expect("profile is complete").await;
-    chat.say("search usb-c cable").await;
-    chat.expect("Tap a product").await;
-    chat.say("buy 1").await;
-    chat.expect("Reply yes to buy").await;
-    let wallet = agent.wallet_address(&buyer).unwrap();
+    let (chat, running) = Chat::open(&world, &buyer).await;
+    world.welcome(&chat.agent, &buyer).await.unwrap();
+    chat.up_to_the_confirmation().await;
+    let wallet = chat.agent.wallet_address(&buyer).unwrap();
     let buyer_before = world.chain.usdc_balance(wallet).await.unwrap();
     let treasury_before = world.chain.usdc_balance(world.treasury).await.unwrap();
     chat.say("yes").await;
@@ -174,18 +162,11 @@ async fn a_payment_settled_while_the_agent_died_before_committing_it_is_reported
     // Crash: the agent's workers die mid-request; a new process takes over once the
     // crashed worker's lease has expired.
     running.abort();
+    let first_mail = chat.mail.clone();
     drop(chat);
-    drop(agent);
     proxy.swallow.store(false, Ordering::SeqCst);
     offset.store(world.config.lease_seconds + 1, Ordering::SeqCst);
-    let second_mail = Mailbox::new();
-    let agent = world.agent(second_mail.clone()).await.unwrap();
-    let running = agent.start();
-    let chat = Chat {
-        agent: agent.clone(),
-        mail: second_mail,
-        user: buyer.clone(),
-    };
+    let (chat, running) = Chat::open(&world, &buyer).await;
     chat.expect("Payment transaction on base-sepolia: 0x").await;
     chat.expect(": delivered").await;
 

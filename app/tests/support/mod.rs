@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use worldstore::agent::{Agent, Mailbox, as_text};
+use worldstore::agent::{Agent, Mailbox, Running, as_text};
 use worldstore::outbox::Clock;
-use worldstore::sandbox::{SandboxConfig, SandboxPorts};
+use worldstore::sandbox::{SandboxConfig, SandboxPorts, SandboxWorld};
 use worldstore_domain::conversation::InboundContent;
 use worldstore_domain::money::UsdcAmount;
 use worldstore_domain::ports::store::Key;
@@ -51,12 +51,35 @@ pub struct Chat {
 }
 
 impl Chat {
+    /// A new agent process on `world`'s database, workers running, chatting with `user`.
+    pub async fn open(world: &SandboxWorld, user: &Key) -> (Self, Running) {
+        let mail = Mailbox::new();
+        let agent = world.agent(mail.clone()).await.unwrap();
+        let running = agent.start();
+        let chat = Chat {
+            agent,
+            mail,
+            user: user.clone(),
+        };
+        (chat, running)
+    }
+
     pub async fn say(&self, text: &str) {
         let id = format!("m{}", MESSAGE.fetch_add(1, Ordering::SeqCst));
         self.agent
             .receive(&self.user, &id, InboundContent::Text(text.into()))
             .await
             .unwrap();
+    }
+
+    /// Saves the profile and picks the first USB-C cable, up to the question of the quote.
+    pub async fn up_to_the_confirmation(&self) {
+        self.say(PROFILE).await;
+        self.expect("profile is complete").await;
+        self.say("search usb-c cable").await;
+        self.expect("Tap a product").await;
+        self.say("buy 1").await;
+        self.expect("Reply yes to buy").await;
     }
 
     pub async fn expect(&self, needle: &str) {
