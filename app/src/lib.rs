@@ -7,6 +7,7 @@
 //! - [`brain`]: the configured brain (offline, Claude, OpenAI-compatible).
 //! - [`sandbox`]: the agent's sandbox wiring (SQLite, embedded chain, offline brain).
 //! - [`merchant`]: the order server (`/api/orders`), settlement, fulfilment and refunds.
+//! - [`replay`]: recorded conversations replayed through the real machines.
 
 pub mod agent;
 pub mod brain;
@@ -15,4 +16,5 @@ pub mod facilitator;
 pub mod merchant;
 pub mod metrics;
 pub mod outbox;
+pub mod replay;
 pub mod sandbox;
