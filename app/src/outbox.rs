@@ -11,7 +11,9 @@
 //! unfinished effect of each key), so they run concurrently. The executor is told when an
 //! attempt is the last one, so it can feed a final failure back into its machine instead
 //! of leaving it waiting. Delivery is at least once: executors must be safe to repeat
-//! (they use the effect's idempotency key). Knows nothing about agent or merchant types.
+//! (they use the effect's idempotency key). Knows nothing about agent or merchant types:
+//! an executor names the effect kinds it runs ([`EffectExecutor::KINDS`]) and the worker
+//! claims only those, so several roles can share one store.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,6 +26,13 @@ use worldstore_domain::ports::store::{
 
 /// The clock, in unix seconds.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock in unix seconds: every role's [`Clock`] outside tests.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// How an attempt went wrong. Reasons must not contain personal data or secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +66,11 @@ pub struct Attempt {
 
 /// Executes claimed effects. Implemented by each role (the agent, the merchant).
 pub trait EffectExecutor: Send + Sync + 'static {
+    /// The effect kinds ([`worldstore_domain::ports::store::StoredState::kind`]) this
+    /// executor runs: the worker claims only these, so roles sharing one store never take
+    /// each other's effects.
+    const KINDS: &'static [&'static str];
+
     fn execute(
         &self,
         effect: &ClaimedEffect,
@@ -141,6 +155,7 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
             .store
             .claim_effects(
                 &self.config.worker,
+                E::KINDS,
                 self.config.batch,
                 now,
                 now.saturating_add(self.config.lease_seconds),
@@ -248,6 +263,8 @@ mod tests {
     }
 
     impl EffectExecutor for Scripted {
+        const KINDS: &'static [&'static str] = &["test"];
+
         async fn execute(
             &self,
             effect: &ClaimedEffect,

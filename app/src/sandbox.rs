@@ -11,15 +11,17 @@
 //!   there first when short) to their agent wallet with an EIP-3009 transfer; the agent
 //!   is told with a transaction reference and its funds watcher resumes the purchase;
 //! - the merchant's order server ([`crate::merchant`]) over real HTTP on 127.0.0.1, with
-//!   the sandbox fulfilment and its own SQLite file (each role's outbox holds its own
-//!   effects only).
+//!   the sandbox fulfilment and its own SQLite file. Sharing one file would be safe (each
+//!   role's worker claims only its own effect kinds), but the terminal chat knows the agent
+//!   is idle when the outbox is empty, and the merchant's delivery watches would keep a
+//!   shared outbox busy for as long as a delivery takes.
 //!
 //! The chain lives in memory: a restarted sandbox keeps its database but not its balances.
 
 use crate::agent::{Agent, AgentConfig, AgentPorts, Channel, OwnWallet, Received};
 use crate::brain::{BrainChoice, BrainSettings};
 use crate::merchant::{Merchant, MerchantConfig};
-use crate::outbox::{Clock, WorkerConfig};
+use crate::outbox::{Clock, WorkerConfig, now_unix};
 use alloy_primitives::{Address, U256, keccak256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -149,6 +151,7 @@ pub struct SandboxWorld {
     /// When this world's (in-memory) chain started; names the faucet's once-per-chain marks.
     chain_epoch: u128,
     master: MasterSecret,
+    merchant_store: SqlStore,
     merchant_server: JoinHandle<()>,
     merchant_worker: Option<JoinHandle<()>>,
     _stop_merchant: tokio::sync::watch::Sender<bool>,
@@ -165,12 +168,6 @@ impl Drop for SandboxWorld {
 
 fn sqlite_url(dir: &std::path::Path, file: &str) -> String {
     format!("sqlite://{}?mode=rwc", dir.join(file).display())
-}
-
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,7 +199,8 @@ impl SandboxWorld {
             .map_err(setup)?;
         let merchant_url = format!("http://{}", listener.local_addr().map_err(setup)?);
         std::fs::create_dir_all(&config.data_dir).map_err(setup)?;
-        // The merchant keeps its own database: each role's outbox holds only its effects.
+        // The merchant keeps its own database, so the agent's outbox empties when the agent
+        // is done (see the module docs); the roles could share one safely.
         let merchant_store = SqlStore::open(
             &sqlite_url(&config.data_dir, "worldstore-merchant.sqlite"),
             &DataKey::from_bytes(SANDBOX_DATA_KEY),
@@ -223,7 +221,7 @@ impl SandboxWorld {
             Merchant::new(
                 chain.clone(),
                 fulfilment,
-                merchant_store,
+                merchant_store.clone(),
                 MerchantConfig {
                     pay_to: treasury,
                     fee: config.fee,
@@ -261,6 +259,7 @@ impl SandboxWorld {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos()),
             master: MasterSecret::new(SANDBOX_MASTER_SECRET.to_owned()),
+            merchant_store,
             merchant_server,
             merchant_worker,
             _stop_merchant: stop,
@@ -291,6 +290,11 @@ impl SandboxWorld {
                 .join("worldstore-agent.sqlite")
                 .display()
         )
+    }
+
+    /// The merchant's store: its orders and their money events.
+    pub fn merchant_store(&self) -> &SqlStore {
+        &self.merchant_store
     }
 
     /// Opens the database (creating it) and builds an agent over the world. Call

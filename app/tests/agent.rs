@@ -1,82 +1,16 @@
 //! The agent end to end over real components: SQLite, the embedded chain, the sandbox
 //! catalogue, the offline brain, and the merchant's real order server over HTTP.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod support;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use worldstore::agent::{Agent, Mailbox, as_text};
-use worldstore::sandbox::{SandboxConfig, SandboxPorts, SandboxWorld, latest_funding};
+use support::{Chat, PROFILE, config, shifted_clock, temp_dir, user};
+use worldstore::agent::Mailbox;
+use worldstore::sandbox::{SandboxWorld, latest_funding};
 use worldstore_domain::conversation::InboundContent;
-use worldstore_domain::money::UsdcAmount;
 use worldstore_domain::ports::chain::Chain;
-use worldstore_domain::ports::store::{Key, MachineKind, Store};
-
-const WAIT: Duration = Duration::from_secs(20);
-const PROFILE: &str =
-    "name: Pat Lee, email: pat@example.com, address: 1 Main St, Seattle, WA 98101";
-
-static MESSAGE: AtomicU64 = AtomicU64::new(0);
-
-fn user(name: &str) -> Key {
-    Key::parse(name).unwrap()
-}
-
-fn config(dir: &std::path::Path, faucet: u64) -> SandboxConfig {
-    let mut config = SandboxConfig::new(dir.to_path_buf());
-    config.faucet = UsdcAmount::from_usdc(faucet);
-    config.ships_after = 1;
-    config.delivered_after = 2;
-    config.order_poll = Duration::from_millis(300);
-    config
-}
-
-struct Chat {
-    agent: Agent<SandboxPorts<Mailbox>>,
-    mail: Mailbox,
-    user: Key,
-}
-
-impl Chat {
-    async fn say(&self, text: &str) {
-        let id = format!("m{}", MESSAGE.fetch_add(1, Ordering::SeqCst));
-        self.agent
-            .receive(&self.user, &id, InboundContent::Text(text.into()))
-            .await
-            .unwrap();
-    }
-
-    async fn expect(&self, needle: &str) {
-        let seen = self.mail.wait_for_text(&self.user, needle, WAIT).await;
-        assert!(seen, "no {needle:?} in:\n{}", self.transcript());
-    }
-
-    fn transcript(&self) -> String {
-        self.mail
-            .messages_to(&self.user)
-            .iter()
-            .map(as_text)
-            .collect::<Vec<_>>()
-            .join("\n---\n")
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.mail
-            .messages_to(&self.user)
-            .iter()
-            .filter(|m| as_text(m).contains(needle))
-            .count()
-    }
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "worldstore-agent-{name}-{}-{}",
-        std::process::id(),
-        MESSAGE.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use worldstore_domain::ports::store::{MachineKind, Store};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_funded_user_searches_buys_gives_a_profile_confirms_and_is_told_of_payment_and_delivery()
@@ -159,54 +93,28 @@ async fn an_unfunded_user_is_asked_for_funds_approves_and_the_purchase_resumes_b
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purchase_survives_a_restart_after_the_confirmation_and_is_paid_exactly_once() {
     let dir = temp_dir("restart");
-    let offset = Arc::new(AtomicU64::new(0));
+    let (clock, offset) = shifted_clock();
     let mut settings = config(&dir, 100);
-    let shift = offset.clone();
-    settings.clock = Some(Arc::new(move || {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        now + shift.load(Ordering::SeqCst)
-    }));
+    settings.clock = Some(clock);
     let world = SandboxWorld::start(settings).await.unwrap();
     let alice = user("carol");
-    let first_mail = Mailbox::new();
-    let agent = world.agent(first_mail.clone()).await.unwrap();
-    let running = agent.start();
-    let chat = Chat {
-        agent: agent.clone(),
-        mail: first_mail.clone(),
-        user: alice.clone(),
-    };
-    world.welcome(&agent, &alice).await.unwrap();
-    chat.say(PROFILE).await;
-    chat.expect("profile is complete").await;
-    chat.say("search usb-c cable").await;
-    chat.expect("Tap a product").await;
-    chat.say("buy 1").await;
-    chat.expect("Reply yes to buy").await;
+    let (chat, running) = Chat::open(&world, &alice).await;
+    world.welcome(&chat.agent, &alice).await.unwrap();
+    chat.up_to_the_confirmation().await;
     // Crash: the workers die; the confirmation is committed but nothing executes it.
     running.abort();
     chat.say("yes").await;
-    assert!(agent.store().unfinished_effects().await.unwrap() > 0);
+    assert!(chat.agent.store().unfinished_effects().await.unwrap() > 0);
     drop(chat);
-    drop(agent);
     // The crashed worker's leases expire before the new process takes over its effects.
     offset.store(world.config.lease_seconds + 1, Ordering::SeqCst);
 
-    let second_mail = Mailbox::new();
-    let agent = world.agent(second_mail.clone()).await.unwrap();
-    let running = agent.start();
-    let chat = Chat {
-        agent: agent.clone(),
-        mail: second_mail,
-        user: alice.clone(),
-    };
+    let (chat, running) = Chat::open(&world, &alice).await;
     chat.expect("Payment transaction on base-sepolia: 0x").await;
     chat.expect(": delivered").await;
     assert_eq!(chat.count("Payment transaction"), 1);
-    let checkouts = agent
+    let checkouts = chat
+        .agent
         .store()
         .machines_of_user(MachineKind::Checkout, &alice)
         .await
@@ -238,12 +146,7 @@ async fn a_second_user_cannot_see_the_first_users_orders_or_profile() {
         user: user("eve"),
     };
     world.welcome(&agent, &dana.user).await.unwrap();
-    dana.say(PROFILE).await;
-    dana.expect("profile is complete").await;
-    dana.say("search usb-c cable").await;
-    dana.expect("Tap a product").await;
-    dana.say("buy 1").await;
-    dana.expect("Reply yes to buy").await;
+    dana.up_to_the_confirmation().await;
     dana.say("yes").await;
     dana.expect("Payment transaction").await;
     let order_id = agent
@@ -322,12 +225,7 @@ async fn a_fulfilment_failure_after_payment_is_refunded_and_the_user_is_told_una
         user: user("gina"),
     };
     world.welcome(&agent, &chat.user).await.unwrap();
-    chat.say(PROFILE).await;
-    chat.expect("profile is complete").await;
-    chat.say("search usb-c cable").await;
-    chat.expect("Tap a product").await;
-    chat.say("buy 1").await;
-    chat.expect("Reply yes to buy").await;
+    chat.up_to_the_confirmation().await;
     let before = world
         .chain
         .usdc_balance(agent.wallet_address(&chat.user).unwrap())

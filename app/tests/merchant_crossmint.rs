@@ -122,15 +122,30 @@ async fn start(script: Vec<Reply>) -> Running {
     }
 }
 
+/// The order every test posts.
+fn order_body() -> Value {
+    json!({
+        "productLocator": "amazon:B0ORGAN001",
+        "email": "pat@example.com",
+        "physicalAddress": {"name": "Pat Lee", "line1": "1 Main St", "city": "Seattle",
+                            "state": "WA", "postalCode": "98101", "country": "US"}
+    })
+}
+
 impl Running {
+    /// Posts [`order_body`] without payment.
+    async fn order(&self) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/orders", self.url))
+            .json(&order_body())
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Quotes and pays the recorded order; returns its bearer token.
     async fn buy(&self) -> String {
-        let body = json!({
-            "productLocator": "amazon:B0ORGAN001",
-            "email": "pat@example.com",
-            "physicalAddress": {"name": "Pat Lee", "line1": "1 Main St", "city": "Seattle",
-                                "state": "WA", "postalCode": "98101", "country": "US"}
-        });
+        let body = order_body();
         let url = format!("{}/api/orders", self.url);
         let quote = self.client.post(&url).json(&body).send().await.unwrap();
         assert_eq!(quote.status(), 402);
@@ -374,20 +389,59 @@ async fn an_unavailable_item_or_an_address_problem_is_never_offered() {
         ),
     ] {
         let r = start(vec![ok(fixture)]).await;
-        let answer = r
-            .client
-            .post(format!("{}/api/orders", r.url))
-            .json(&json!({
-                "productLocator": "amazon:B0ORGAN001",
-                "email": "pat@example.com",
-                "physicalAddress": {"name": "Pat Lee", "line1": "1 Main St", "city": "Seattle",
-                                    "state": "WA", "postalCode": "98101", "country": "US"}
-            }))
-            .send()
-            .await
-            .unwrap();
+        let answer = r.order().await;
         assert_eq!(answer.status(), 422, "{fixture}");
         let body: Value = answer.json().await.unwrap();
         assert_eq!(body["error"], reason, "{fixture}: {body}");
     }
+}
+
+/// Log lines, as the fmt subscriber writes them.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl tracing_subscriber::fmt::MakeWriter<'_> for Logs {
+    type Writer = Logs;
+    fn make_writer(&self) -> Logs {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_crossmint_refusal_is_logged_by_its_code_never_its_words() {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let r = start(vec![Reply::fixture(
+        400,
+        "crossmint/error_400_invalid_address.json",
+    )])
+    .await;
+    let answer = r.order().await;
+    assert_eq!(answer.status(), 422);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "invalid-physical-address", "{body}");
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logged.contains("order service refused the order")
+            && logged.contains("invalid-physical-address"),
+        "the refusal is logged with its code:\n{logged}"
+    );
+    assert!(
+        !logged.contains("Only US addresses"),
+        "Crossmint's words reached the log:\n{logged}"
+    );
 }

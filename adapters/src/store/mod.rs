@@ -182,11 +182,12 @@ impl Store for SqlStore {
     async fn claim_effects(
         &self,
         worker: &Key,
+        kinds: &[&str],
         limit: u32,
         now: u64,
         lease_until: u64,
     ) -> StoreResult<Vec<ClaimedEffect>> {
-        delegate!(self, claim_effects(worker, limit, now, lease_until))
+        delegate!(self, claim_effects(worker, kinds, limit, now, lease_until))
     }
     async fn complete_effect(&self, id: EffectId, worker: &Key, now: u64) -> StoreResult<()> {
         delegate!(self, complete_effect(id, worker, now))

@@ -32,11 +32,18 @@ pub struct PostgresStore {
     fault: Option<FaultHook>,
 }
 
-pub(crate) static MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+pub(crate) static MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "outbox by kind",
+        include_str!("../../migrations/postgres/0002_outbox_by_kind.sql"),
+    ),
+];
 
 type Tx = Transaction<'static, Postgres>;
 
@@ -509,20 +516,26 @@ impl Store for PostgresStore {
     async fn claim_effects(
         &self,
         worker: &Key,
+        kinds: &[&str],
         limit: u32,
         now: u64,
         lease_until: u64,
     ) -> StoreResult<Vec<ClaimedEffect>> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = to_i64(now, "time")?;
         let lease_until = to_i64(lease_until, "lease")?;
         let mut tx = self.begin().await?;
         // SKIP LOCKED: rows another worker is claiming right now are passed over, not waited
         // for. The NOT EXISTS keeps per-key order: an effect waits for every earlier effect
-        // of its ordering key, whether or not that one is locked.
+        // of its ordering key, whether or not that one is locked. The kind filter and the
+        // repeated `state IN (...)` match the partial index `outbox_unfinished_by_kind`.
         let sql = format!(
             "WITH picked AS (\
                SELECT o.id FROM outbox o \
-               WHERE ((o.state = 'ready' AND o.available_at <= $3) OR (o.state = 'claimed' AND o.lease_until <= $3)) \
+               WHERE o.effect_kind = ANY($5) AND o.state IN ('ready', 'claimed') \
+                 AND ((o.state = 'ready' AND o.available_at <= $3) OR (o.state = 'claimed' AND o.lease_until <= $3)) \
                  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
                                  AND p.id < o.id AND p.state IN ('ready', 'claimed')) \
                ORDER BY o.id LIMIT $4 FOR UPDATE OF o SKIP LOCKED) \
@@ -540,6 +553,12 @@ impl Store for PostgresStore {
             .bind(lease_until)
             .bind(now)
             .bind(i64::from(limit))
+            .bind(
+                kinds
+                    .iter()
+                    .map(|k| (*k).to_owned())
+                    .collect::<Vec<String>>(),
+            )
             .fetch_all(&mut *tx)
             .await
             .map_err(classify)?;

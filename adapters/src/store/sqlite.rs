@@ -34,11 +34,18 @@ pub struct SqliteStore {
     fault: Option<FaultHook>,
 }
 
-pub(crate) static MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+pub(crate) static MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "outbox by kind",
+        include_str!("../../migrations/sqlite/0002_outbox_by_kind.sql"),
+    ),
+];
 
 type Tx = Transaction<'static, Sqlite>;
 
@@ -235,6 +242,28 @@ fn machine_from_row(row: &SqliteRow, kind: MachineKind) -> StoreResult<MachineRe
         id,
     }
     .decode(kind)
+}
+
+/// The claim of ready effects of `kinds` kinds, bound as `$1` worker, `$2` lease end,
+/// `$3` now, `$4` limit, then one placeholder per kind (`$5`, `$6`, ...). The kind filter
+/// with the repeated `state IN (...)` lets SQLite search the partial index
+/// `outbox_unfinished_by_kind`.
+fn claim_sql(kinds: usize) -> String {
+    let kind_params = (0..kinds)
+        .map(|i| format!("${}", i + 5))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "UPDATE outbox SET state = 'claimed', claimed_by = $1, lease_until = $2, attempts = attempts + 1 \
+         WHERE id IN (\
+           SELECT o.id FROM outbox o \
+           WHERE o.effect_kind IN ({kind_params}) AND o.state IN ('ready', 'claimed') \
+             AND ((o.state = 'ready' AND o.available_at <= $3) OR (o.state = 'claimed' AND o.lease_until <= $3)) \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
+                             AND p.id < o.id AND p.state IN ('ready', 'claimed')) \
+           ORDER BY o.id LIMIT $4) \
+         RETURNING {EFFECT_COLUMNS}"
+    )
 }
 
 fn effect_from_row(row: &SqliteRow) -> StoreResult<ClaimedEffect> {
@@ -520,31 +549,26 @@ impl Store for SqliteStore {
     async fn claim_effects(
         &self,
         worker: &Key,
+        kinds: &[&str],
         limit: u32,
         now: u64,
         lease_until: u64,
     ) -> StoreResult<Vec<ClaimedEffect>> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = to_i64(now, "time")?;
         let lease_until = to_i64(lease_until, "lease")?;
         let mut tx = self.begin().await?;
-        let sql = format!(
-            "UPDATE outbox SET state = 'claimed', claimed_by = $1, lease_until = $2, attempts = attempts + 1 \
-             WHERE id IN (\
-               SELECT o.id FROM outbox o \
-               WHERE ((o.state = 'ready' AND o.available_at <= $3) OR (o.state = 'claimed' AND o.lease_until <= $3)) \
-                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
-                                 AND p.id < o.id AND p.state IN ('ready', 'claimed')) \
-               ORDER BY o.id LIMIT $4) \
-             RETURNING {EFFECT_COLUMNS}"
-        );
-        let rows = sqlx::query(AssertSqlSafe(sql))
+        let mut query = sqlx::query(AssertSqlSafe(claim_sql(kinds.len())))
             .bind(worker.as_str())
             .bind(lease_until)
             .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(classify)?;
+            .bind(i64::from(limit));
+        for kind in kinds {
+            query = query.bind(*kind);
+        }
+        let rows = query.fetch_all(&mut *tx).await.map_err(classify)?;
         tx.commit().await.map_err(classify)?;
         let mut claimed = rows
             .iter()
@@ -613,5 +637,87 @@ impl Store for SqliteStore {
                 .map_err(classify)?;
         let n: i64 = col(&row, "n", OUTBOX, "count")?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DataKey;
+    use worldstore_domain::ports::store::{NewEffect, StoredState};
+
+    fn temp_url(name: &str) -> (String, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ws-sqlite-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display());
+        (url, dir)
+    }
+
+    #[tokio::test]
+    async fn a_database_of_the_first_schema_upgrades_and_its_pending_effects_are_claimed() {
+        let (url, dir) = temp_url("upgrade");
+        let connect = || SqliteStore::connect(&url, Sealer::new(&DataKey::from_bytes([7; 32])));
+        let store = connect().await.expect("connect");
+        super::super::migrate::run(store.pool(), &MIGRATIONS[..1])
+            .await
+            .expect("first schema only");
+        let key = |s: &str| Key::parse(s).expect("key");
+        let commit = Commit {
+            effects: vec![NewEffect {
+                idempotency_key: key("fx-old"),
+                ordering_key: key("user:old"),
+                effect: StoredState {
+                    kind: "agent.effect".into(),
+                    version: 1,
+                    body: serde_json::json!({}),
+                },
+            }],
+            ..Commit::default()
+        };
+        store.commit(commit, 100).await.expect("enqueue under 0001");
+
+        assert_eq!(
+            store.migrate().await.expect("upgrade"),
+            MIGRATIONS.len() - 1
+        );
+        // Restarted on the new schema (an EXPLAIN does not notice a connection's stale one).
+        store.pool().close().await;
+        let store = connect().await.expect("reconnect");
+        // The claim's search goes through the kind index, not a scan of the outbox.
+        let mut explain = sqlx::query(AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            claim_sql(1)
+        )));
+        for value in ["w", "200", "100", "10", "agent.effect"] {
+            explain = explain.bind(value);
+        }
+        let plan: Vec<String> = explain
+            .fetch_all(store.pool())
+            .await
+            .expect("plan")
+            .iter()
+            .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+            .collect();
+        assert!(
+            plan.iter().any(|d| d.contains("outbox_unfinished_by_kind")),
+            "{plan:?}"
+        );
+        let worker = key("worker");
+        assert!(
+            store
+                .claim_effects(&worker, &["settlement.effect"], 10, 100, 200)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+        let claimed = store
+            .claim_effects(&worker, &["agent.effect"], 10, 100, 200)
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].idempotency_key, key("fx-old"));
+        store.pool().close().await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

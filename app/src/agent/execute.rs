@@ -36,6 +36,8 @@ impl From<AgentError> for EffectError {
 }
 
 impl<P: AgentPorts> EffectExecutor for Agent<P> {
+    const KINDS: &'static [&'static str] = &[super::records::EFFECT_DOC];
+
     async fn execute(&self, claimed: &ClaimedEffect, attempt: Attempt) -> Result<(), EffectError> {
         let effect = AgentEffect::decode(&claimed.effect, &claimed.id.to_string())
             .map_err(|e| EffectError::Permanent(e.to_string()))?;

@@ -21,6 +21,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use worldstore::agent::{Agent, Channel, ChannelError};
+use worldstore::outbox::now_unix;
 use worldstore::sandbox::{SandboxConfig, SandboxPorts, SandboxWorld};
 use worldstore_adapters::webchat::{WebChat, WebChatConfig, WebEvent, WebInbound};
 use worldstore_domain::conversation::{Card, FundingRequest, Outgoing};
@@ -177,12 +178,6 @@ fn demo_profile(name: &str) -> anyhow::Result<Profile> {
         state: Some(UsState::parse("WA")?),
         postal_code: Some(ZipCode::parse("98101")?),
     })
-}
-
-fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 async fn handle_events(

@@ -6,7 +6,9 @@
 //!   `PORT`, `RPC_PROVIDER_URL`, `WALLET_PRIVATE_KEY`, `CROSSMINT_*`, `ORDER_*`); every
 //!   problem is reported at start (see [`worldstore::config`]).
 //!
-//! The facilitator and the merchant share one port when both run.
+//! The facilitator and the merchant share one port when both run, and one database with
+//! each other and with any agent pointed at it: every role's outbox worker claims only its
+//! own effect kinds ([`worldstore::outbox::EffectExecutor::KINDS`]).
 
 use anyhow::{Context as _, anyhow};
 use clap::Args;
@@ -19,6 +21,7 @@ use std::sync::Arc;
 use worldstore::config::{CommerceChoice, Role, Settings};
 use worldstore::facilitator::{self, Clock, Facilitator};
 use worldstore::merchant::{self, Merchant, MerchantConfig};
+use worldstore::outbox::now_unix;
 use worldstore_adapters::chain_embedded::{EmbeddedChain, EmbeddedChainConfig};
 use worldstore_adapters::chain_rpc::{RpcChain, RpcChainConfig};
 use worldstore_adapters::crossmint::{CrossmintCommerce, CrossmintConfig, WalletKind};
@@ -69,12 +72,6 @@ pub const SANDBOX_DATA_KEY: [u8; 32] = *b"worldstore-sandbox-data-key-v1!!";
 /// The sandbox treasury: receives payments, pays gas and refunds on the embedded chain.
 pub const SANDBOX_TREASURY: alloy_primitives::Address =
     alloy_primitives::Address::repeat_byte(0x5f);
-
-pub fn now_unix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 pub fn run(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()

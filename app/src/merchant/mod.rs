@@ -867,17 +867,32 @@ fn store_down(error: StoreError) -> OrderError {
 }
 
 fn commerce_down(error: CommerceError) -> OrderError {
-    tracing::error!(%error, "order service outage");
     match error {
-        CommerceError::Refused { code, message } => OrderError::CannotSell {
-            reason: code.unwrap_or_else(|| "refused".into()),
-            message: message.to_string(),
-        },
-        CommerceError::NotFound => OrderError::CannotSell {
-            reason: "not_found".into(),
-            message: "the store does not know this product".into(),
-        },
-        other => OrderError::Unavailable(other.to_string()),
+        CommerceError::Refused { code, message } => {
+            // The order service's own words may quote the order (names, addresses): the log
+            // gets its code and class only; the buyer gets the words in the answer.
+            let reason = code.unwrap_or_else(|| "refused".into());
+            tracing::warn!(code = %reason, class = "rejected", "order service refused the order");
+            OrderError::CannotSell {
+                reason,
+                message: message.to_string(),
+            }
+        }
+        CommerceError::NotFound => {
+            tracing::warn!(
+                code = "not_found",
+                class = "rejected",
+                "order service refused the order"
+            );
+            OrderError::CannotSell {
+                reason: "not_found".into(),
+                message: "the store does not know this product".into(),
+            }
+        }
+        other => {
+            tracing::error!(error = %other, "order service outage");
+            OrderError::Unavailable(other.to_string())
+        }
     }
 }
 

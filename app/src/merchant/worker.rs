@@ -97,15 +97,12 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
     pub async fn work_once(&self, worker: &Key, limit: u32) -> Result<Pass, StoreError> {
         let mut pass = self.sweep().await?;
         let now = self.now();
+        // Only the merchant's own kind: an agent sharing this store keeps its effects.
         let claimed = self
             .store
-            .claim_effects(worker, limit, now, now + 120)
+            .claim_effects(worker, &[EFFECT_KIND], limit, now, now + 120)
             .await?;
         for effect in claimed {
-            if effect.effect.kind != EFFECT_KIND {
-                // Another role's effect in a shared outbox: not ours to run.
-                continue;
-            }
             self.run_claimed(worker, effect).await?;
             pass.effects_run += 1;
         }

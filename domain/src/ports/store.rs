@@ -149,12 +149,16 @@ pub trait Store: Send + Sync {
         order_id: &Key,
     ) -> impl Future<Output = StoreResult<Vec<MoneyEvent>>> + Send;
 
-    /// Claims up to `limit` ready effects for `worker` until `lease_until`. Ready means:
-    /// pending and due (`available_at <= now`), or claimed by a worker whose lease has
-    /// expired; and no earlier effect with the same ordering key is unfinished.
+    /// Claims up to `limit` ready effects of one of `kinds` (their [`StoredState::kind`])
+    /// for `worker` until `lease_until`. Ready means: pending and due
+    /// (`available_at <= now`), or claimed by a worker whose lease has expired; and no
+    /// earlier effect with the same ordering key is unfinished, whatever its kind. Effects
+    /// of other kinds belong to another role sharing the store: this call never leases
+    /// them. An empty `kinds` claims nothing.
     fn claim_effects(
         &self,
         worker: &Key,
+        kinds: &[&str],
         limit: u32,
         now: u64,
         lease_until: u64,

@@ -43,6 +43,7 @@ both_backends!(
     outbox::transient_failures_are_retried_after_their_backoff,
     outbox::an_expired_lease_is_reclaimed_and_the_old_worker_loses_it,
     outbox::an_effect_waits_for_earlier_effects_of_its_ordering_key,
+    outbox::workers_of_different_kinds_on_one_store_claim_only_their_own,
 );
 
 /// Not a test of its own: the body of the crash test's child process, so it is ignored in

@@ -1,16 +1,18 @@
 //! Outbox scenarios: parallel draining, retries with backoff, expired leases, ordering.
 
 use crate::harness::{fresh, key};
-use crate::scenarios::effect;
+use crate::scenarios::{effect, effect_of_kind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use worldstore_adapters::store::Backend;
 use worldstore_domain::ports::store::{
-    Backoff, Commit, Conflict, EffectFailure, Store, StoreError,
+    Backoff, ClaimedEffect, Commit, Conflict, EffectFailure, Store, StoreError,
 };
 
 const NOW: u64 = 1_700_000_000;
 const LEASE: u64 = 600;
+/// The kind of [`effect`]'s effects.
+const KINDS: &[&str] = &["effect.reply"];
 
 async fn enqueue(store: &impl Store, effects: &[(&str, &str)]) {
     let commit = Commit {
@@ -47,7 +49,7 @@ pub async fn n_workers_draining_the_outbox_execute_each_effect_once_in_key_order
                 let mut idle_rounds = 0;
                 loop {
                     let claimed = store
-                        .claim_effects(&worker, 4, NOW, NOW + LEASE)
+                        .claim_effects(&worker, KINDS, 4, NOW, NOW + LEASE)
                         .await
                         .expect("claim");
                     if claimed.is_empty() {
@@ -119,7 +121,7 @@ pub async fn transient_failures_are_retried_after_their_backoff(backend: Backend
     };
 
     let first = store
-        .claim_effects(&worker, 10, NOW, NOW + LEASE)
+        .claim_effects(&worker, KINDS, 10, NOW, NOW + LEASE)
         .await
         .expect("claim");
     assert_eq!(first.len(), 1);
@@ -136,13 +138,13 @@ pub async fn transient_failures_are_retried_after_their_backoff(backend: Backend
 
     assert!(
         store
-            .claim_effects(&worker, 10, NOW + 9, NOW + LEASE)
+            .claim_effects(&worker, KINDS, 10, NOW + 9, NOW + LEASE)
             .await
             .expect("claim")
             .is_empty()
     );
     let second = store
-        .claim_effects(&worker, 10, NOW + 10, NOW + LEASE)
+        .claim_effects(&worker, KINDS, 10, NOW + 10, NOW + LEASE)
         .await
         .expect("claim");
     assert_eq!(second[0].attempts, 2);
@@ -156,7 +158,7 @@ pub async fn transient_failures_are_retried_after_their_backoff(backend: Backend
     assert_eq!(store.unfinished_effects().await.expect("count"), 0);
     assert!(
         store
-            .claim_effects(&worker, 10, NOW + 1000, NOW + LEASE)
+            .claim_effects(&worker, KINDS, 10, NOW + 1000, NOW + LEASE)
             .await
             .expect("claim")
             .is_empty()
@@ -171,19 +173,19 @@ pub async fn an_expired_lease_is_reclaimed_and_the_old_worker_loses_it(backend: 
     let (crashed, rescuer) = (key("worker-crashed"), key("worker-rescuer"));
     enqueue(store, &[("fx-1", "conv-1")]).await;
     let taken = store
-        .claim_effects(&crashed, 10, NOW, NOW + 30)
+        .claim_effects(&crashed, KINDS, 10, NOW, NOW + 30)
         .await
         .expect("claim");
     assert_eq!(taken.len(), 1);
     assert!(
         store
-            .claim_effects(&rescuer, 10, NOW + 29, NOW + 60)
+            .claim_effects(&rescuer, KINDS, 10, NOW + 29, NOW + 60)
             .await
             .expect("claim")
             .is_empty()
     );
     let rescued = store
-        .claim_effects(&rescuer, 10, NOW + 30, NOW + 90)
+        .claim_effects(&rescuer, KINDS, 10, NOW + 30, NOW + 90)
         .await
         .expect("claim");
     assert_eq!(rescued[0].id, taken[0].id);
@@ -212,7 +214,7 @@ pub async fn an_effect_waits_for_earlier_effects_of_its_ordering_key(backend: Ba
     )
     .await;
     let first = store
-        .claim_effects(&a, 10, NOW, NOW + LEASE)
+        .claim_effects(&a, KINDS, 10, NOW, NOW + LEASE)
         .await
         .expect("claim");
     let names: Vec<_> = first
@@ -222,7 +224,7 @@ pub async fn an_effect_waits_for_earlier_effects_of_its_ordering_key(backend: Ba
     assert_eq!(names, ["fx-1", "fx-3"], "fx-2 waits behind fx-1");
     assert!(
         store
-            .claim_effects(&b, 10, NOW, NOW + LEASE)
+            .claim_effects(&b, KINDS, 10, NOW, NOW + LEASE)
             .await
             .expect("claim")
             .is_empty()
@@ -237,14 +239,14 @@ pub async fn an_effect_waits_for_earlier_effects_of_its_ordering_key(backend: Ba
         .expect("fail");
     assert!(
         store
-            .claim_effects(&b, 10, NOW + 1, NOW + LEASE)
+            .claim_effects(&b, KINDS, 10, NOW + 1, NOW + LEASE)
             .await
             .expect("claim")
             .is_empty(),
         "a retrying effect still holds back the next one"
     );
     let again = store
-        .claim_effects(&b, 10, NOW + 5, NOW + LEASE)
+        .claim_effects(&b, KINDS, 10, NOW + 5, NOW + LEASE)
         .await
         .expect("claim");
     assert_eq!(again[0].idempotency_key, key("fx-1"));
@@ -253,8 +255,100 @@ pub async fn an_effect_waits_for_earlier_effects_of_its_ordering_key(backend: Ba
         .await
         .expect("complete");
     let next = store
-        .claim_effects(&b, 10, NOW + 5, NOW + LEASE)
+        .claim_effects(&b, KINDS, 10, NOW + 5, NOW + LEASE)
         .await
         .expect("claim");
     assert_eq!(next[0].idempotency_key, key("fx-2"));
+}
+
+pub async fn workers_of_different_kinds_on_one_store_claim_only_their_own(backend: Backend) {
+    let Some(db) = fresh(backend).await else {
+        return;
+    };
+    let store = &db.store;
+    let (agent, merchant) = (key("agent-worker"), key("merchant-worker"));
+    const AGENT: &[&str] = &["agent.effect"];
+    const MERCHANT: &[&str] = &["settlement.effect"];
+    let commit = Commit {
+        effects: vec![
+            effect_of_kind("agent-1", "user:alice", "agent.effect"),
+            effect_of_kind("order-1:pay", "order-1", "settlement.effect"),
+            effect_of_kind("agent-2", "user:bob", "agent.effect"),
+            effect_of_kind("order-2:pay", "order-2", "settlement.effect"),
+            effect_of_kind("audit-1", "order-3", "reporter.effect"),
+        ],
+        ..Commit::default()
+    };
+    store.commit(commit, NOW).await.expect("enqueue");
+    let names = |claimed: &[ClaimedEffect]| -> Vec<String> {
+        claimed
+            .iter()
+            .map(|e| e.idempotency_key.to_string())
+            .collect()
+    };
+
+    let mine = store
+        .claim_effects(&agent, AGENT, 10, NOW, NOW + LEASE)
+        .await
+        .expect("claim");
+    assert_eq!(names(&mine), ["agent-1", "agent-2"]);
+    // The agent's leases run out and it claims again, over and over: the merchant's
+    // effects and the unclaimed kind stay untouched however often it looks.
+    for round in 1..=3 {
+        let later = NOW + round * LEASE;
+        let again = store
+            .claim_effects(&agent, AGENT, 10, later, later + LEASE)
+            .await
+            .expect("claim");
+        assert_eq!(names(&again), ["agent-1", "agent-2"], "only its own, again");
+    }
+    let later = NOW + 4 * LEASE;
+    let theirs = store
+        .claim_effects(&merchant, MERCHANT, 10, later, later + LEASE)
+        .await
+        .expect("claim");
+    assert_eq!(names(&theirs), ["order-1:pay", "order-2:pay"]);
+    assert!(
+        theirs.iter().all(|e| e.attempts == 1),
+        "no other worker ever leased the merchant's effects: {theirs:?}"
+    );
+    let err = store
+        .complete_effect(theirs[0].id, &agent, later)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::Conflict(Conflict::LeaseLost(theirs[0].id)),
+        "the agent holds no lease on a merchant effect"
+    );
+    for effect in &theirs {
+        store
+            .complete_effect(effect.id, &merchant, later)
+            .await
+            .expect("the merchant completes its own");
+    }
+    assert!(
+        store
+            .claim_effects(&agent, &[], 10, later + LEASE, later + 2 * LEASE)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "naming no kind claims nothing"
+    );
+    // Two agent effects still hold their (expired) leases, and the third kind was never
+    // claimed: 3 unfinished. A worker naming both kinds takes them all, the third first
+    // leased now.
+    assert_eq!(store.unfinished_effects().await.expect("count"), 3);
+    let both = store
+        .claim_effects(
+            &merchant,
+            &["agent.effect", "reporter.effect"],
+            10,
+            later + LEASE,
+            later + 2 * LEASE,
+        )
+        .await
+        .expect("claim");
+    assert_eq!(names(&both), ["agent-1", "agent-2", "audit-1"]);
+    assert_eq!(both[2].attempts, 1);
 }

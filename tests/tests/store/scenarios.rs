@@ -43,11 +43,15 @@ fn write(kind: MachineKind, id: &str, expected: Expected, status: &str) -> Machi
 }
 
 pub fn effect(idempotency: &str, ordering: &str) -> NewEffect {
+    effect_of_kind(idempotency, ordering, "effect.reply")
+}
+
+pub fn effect_of_kind(idempotency: &str, ordering: &str, kind: &str) -> NewEffect {
     NewEffect {
         idempotency_key: key(idempotency),
         ordering_key: key(ordering),
         effect: StoredState {
-            kind: "effect.reply".into(),
+            kind: kind.into(),
             version: 1,
             body: serde_json::json!({ "text": idempotency }),
         },

@@ -4,7 +4,7 @@
 //! | call | effect |
 //! |---|---|
 //! | `Commit.effects` | enqueue (an idempotency key already present is not enqueued again) |
-//! | `claim_effects(worker, limit, now, lease_until)` | hand out ready effects with a lease |
+//! | `claim_effects(worker, kinds, limit, now, lease_until)` | hand out ready effects of `kinds` with a lease |
 //! | `complete_effect(id, worker)` | done; the next effect of its ordering key is released |
 //! | `fail_effect(id, worker, Transient{retry_at})` | ready again at `retry_at` |
 //! | `fail_effect(id, worker, Permanent)` | dead: kept for inspection, no longer blocks |
@@ -13,6 +13,10 @@
 //! when every earlier effect with the same ordering key is done or dead (per-conversation
 //! order); a worker that crashes loses its effects when the lease expires, and another
 //! worker takes them (at-least-once: effect handlers use the idempotency key).
+//!
+//! Roles share one outbox: each worker names the effect kinds it executes (the agent
+//! `agent.effect`, the merchant `settlement.effect`), and a claim never leases an effect of
+//! another kind, so an agent and a merchant on one database never take each other's work.
 
 use super::{Key, StoredState};
 use serde::{Deserialize, Serialize};
