@@ -206,7 +206,11 @@ impl Settings {
             return self.agent_database_url.as_deref();
         }
         let alone = !self.has(Role::Merchant) && !self.has(Role::Facilitator);
-        if alone { self.database_url.as_deref() } else { None }
+        if alone {
+            self.database_url.as_deref()
+        } else {
+            None
+        }
     }
 
     /// Reads `file` (if given) and the environment through `env`, and checks the result.
@@ -562,7 +566,8 @@ impl Settings {
         }
         if self.messengers.is_empty() {
             problems.push(
-                "agent.messengers is empty: the agent needs web and/or xmtp to talk to users".into(),
+                "agent.messengers is empty: the agent needs web and/or xmtp to talk to users"
+                    .into(),
             );
         }
         for messenger in &self.messengers {
@@ -580,7 +585,10 @@ impl Settings {
         }
         if self.messengers.iter().any(|m| m == "xmtp") {
             if self.xmtp_wallet_key.is_none() {
-                problems.push("XMTP_WALLET_KEY is not set: the agent's XMTP identity (0x hex private key)".into());
+                problems.push(
+                    "XMTP_WALLET_KEY is not set: the agent's XMTP identity (0x hex private key)"
+                        .into(),
+                );
             }
             if self.xmtp_db_encryption_key.is_none() {
                 problems.push("XMTP_DB_ENCRYPTION_KEY is not set: it encrypts the XMTP database (64 hex characters; keep it with the database)".into());
@@ -725,7 +733,10 @@ mod tests {
         assert_eq!(settings.messengers, vec!["web", "xmtp"]);
         assert_eq!(settings.per_order_limit, UsdcAmount::from_usdc(25));
         assert_eq!(settings.per_day_limit, UsdcAmount::from_usdc(1000));
-        assert_eq!(settings.xmtp_db_directory, PathBuf::from(".worldstore/xmtp"));
+        assert_eq!(
+            settings.xmtp_db_directory,
+            PathBuf::from(".worldstore/xmtp")
+        );
         assert!(!format!("{settings:?}").contains(&MASTER[2..]));
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -752,7 +763,10 @@ mod tests {
             "XMTP_WALLET_KEY",
             "XMTP_DB_ENCRYPTION_KEY",
         ] {
-            assert!(problems.contains(needle), "{needle} missing from:\n{problems}");
+            assert!(
+                problems.contains(needle),
+                "{needle} missing from:\n{problems}"
+            );
         }
         // The agent alone needs no treasury key.
         assert!(!problems.contains("FACILITATOR_PRIVATE_KEY"), "{problems}");
@@ -773,13 +787,19 @@ mod tests {
         .0
         .join("\n");
         for needle in ["WORLDSTORE_MASTER_SECRET", "pigeon", "fancy"] {
-            assert!(problems.contains(needle), "{needle} missing from:\n{problems}");
+            assert!(
+                problems.contains(needle),
+                "{needle} missing from:\n{problems}"
+            );
         }
         // The secret's value is never echoed.
         assert!(!problems.contains("not-hex"), "{problems}");
-        let problems = Settings::load(Some(&path), &env_of(&agent_only(&[("WORLDSTORE_MESSENGERS", " ")])))
-            .unwrap_err()
-            .to_string();
+        let problems = Settings::load(
+            Some(&path),
+            &env_of(&agent_only(&[("WORLDSTORE_MESSENGERS", " ")])),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(problems.contains("agent.messengers is empty"), "{problems}");
         std::fs::remove_dir_all(dir).unwrap();
     }

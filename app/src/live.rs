@@ -73,9 +73,10 @@ pub fn live_agent(
         .serpapi_key
         .clone()
         .ok_or(LiveAgentError::Missing("SERPAPI_API_KEY"))?;
-    let brain = BrainSettings::from_settings(settings)
-        .map_err(|e| LiveAgentError::Brain(e.to_string()))?;
-    let brain = BrainChoice::from_settings(brain).map_err(|e| LiveAgentError::Brain(e.to_string()))?;
+    let brain =
+        BrainSettings::from_settings(settings).map_err(|e| LiveAgentError::Brain(e.to_string()))?;
+    let brain =
+        BrainChoice::from_settings(brain).map_err(|e| LiveAgentError::Brain(e.to_string()))?;
     let catalog = SerpApiCatalog::new(SerpApiConfig::production(serpapi_key))
         .map_err(|e| LiveAgentError::Catalog(e.to_string()))?;
     let worker = Key::parse(&format!("agent-{}", std::process::id()))

@@ -76,14 +76,7 @@ pub async fn run_inbound<P: AgentPorts, A: Arrivals<P>>(
         };
         match event.event {
             WebEvent::Content(content) => {
-                deliver_inbound(
-                    &agent,
-                    &arrivals,
-                    &user,
-                    event.message_id.as_str(),
-                    content,
-                )
-                .await;
+                deliver_inbound(&agent, &arrivals, &user, event.message_id.as_str(), content).await;
             }
             WebEvent::ApproveFunding { request_id } => {
                 arrivals.before(&agent, &user).await;

@@ -83,7 +83,11 @@ impl XmtpChannel {
         })
     }
 
-    pub(super) async fn send_to(&self, inbox: &str, message: &Outgoing) -> Result<(), ChannelError> {
+    pub(super) async fn send_to(
+        &self,
+        inbox: &str,
+        message: &Outgoing,
+    ) -> Result<(), ChannelError> {
         let peer = self.peer(inbox)?;
         let content = xmtp_content(message, peer.address);
         self.send(&peer.conversation_id, &content).await
@@ -96,8 +100,11 @@ impl XmtpChannel {
         emoji: &str,
     ) -> Result<(), ChannelError> {
         let peer = self.peer(inbox)?;
-        self.send(&peer.conversation_id, &content::reaction(to.as_str(), emoji))
-            .await
+        self.send(
+            &peer.conversation_id,
+            &content::reaction(to.as_str(), emoji),
+        )
+        .await
     }
 
     async fn send(&self, conversation_id: &str, content: &XmtpContent) -> Result<(), ChannelError> {
@@ -180,14 +187,16 @@ mod tests {
     use worldstore_domain::network::Network;
 
     fn funding(from: Option<Address>) -> Outgoing {
-        Outgoing::Card(Card::Funding(worldstore_domain::conversation::FundingRequest {
-            id: "fund-1".into(),
-            from,
-            to: Address::repeat_byte(0x11),
-            amount: UsdcAmount::from_usdc(5),
-            network: Network::BaseSepolia,
-            token: Network::BaseSepolia.usdc().address,
-        }))
+        Outgoing::Card(Card::Funding(
+            worldstore_domain::conversation::FundingRequest {
+                id: "fund-1".into(),
+                from,
+                to: Address::repeat_byte(0x11),
+                amount: UsdcAmount::from_usdc(5),
+                network: Network::BaseSepolia,
+                token: Network::BaseSepolia.usdc().address,
+            },
+        ))
     }
 
     #[test]
@@ -204,7 +213,13 @@ mod tests {
         );
         assert_eq!(
             calls.calls[0].data.as_deref(),
-            Some(content::usdc_transfer_calldata(Address::repeat_byte(0x11), UsdcAmount::from_usdc(5)).as_str())
+            Some(
+                content::usdc_transfer_calldata(
+                    Address::repeat_byte(0x11),
+                    UsdcAmount::from_usdc(5)
+                )
+                .as_str()
+            )
         );
         // Without any address of theirs, the card's text.
         assert!(matches!(

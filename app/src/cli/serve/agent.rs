@@ -59,7 +59,12 @@ struct Inbound {
     xmtp: Option<(XmtpChannel, XmtpBridge)>,
 }
 
-fn start<P, A>(agent: &Agent<P>, inbound: Inbound, arrivals: A, router: axum::Router) -> AgentService
+fn start<P, A>(
+    agent: &Agent<P>,
+    inbound: Inbound,
+    arrivals: A,
+    router: axum::Router,
+) -> AgentService
 where
     P: AgentPorts<Channel = Messengers>,
     A: Arrivals<P> + Clone,
@@ -96,13 +101,19 @@ where
 }
 
 /// The web chat, its routes and its half of the channel.
-fn web_chat() -> (WebMessenger, tokio::sync::mpsc::Receiver<WebInbound>, axum::Router) {
+fn web_chat() -> (
+    WebMessenger,
+    tokio::sync::mpsc::Receiver<WebInbound>,
+    axum::Router,
+) {
     let (chat, events) = WebChat::new(WebChatConfig::default());
     (WebMessenger::new(chat.clone()), events, chat.router())
 }
 
 /// The sandbox agent: the sandbox world, the web chat, the faucet.
-pub async fn sandbox(data_dir: std::path::PathBuf) -> anyhow::Result<(AgentService, Arc<SandboxWorld>)> {
+pub async fn sandbox(
+    data_dir: std::path::PathBuf,
+) -> anyhow::Result<(AgentService, Arc<SandboxWorld>)> {
     let world = Arc::new(SandboxWorld::start(SandboxConfig::new(data_dir)).await?);
     let (web, events, router) = web_chat();
     let agent = world
@@ -200,9 +211,8 @@ fn bridge_config(settings: &Settings) -> anyhow::Result<BridgeConfig> {
             dir.display()
         );
     }
-    std::fs::create_dir_all(&settings.xmtp_db_directory).with_context(|| {
-        format!("cannot create {}", settings.xmtp_db_directory.display())
-    })?;
+    std::fs::create_dir_all(&settings.xmtp_db_directory)
+        .with_context(|| format!("cannot create {}", settings.xmtp_db_directory.display()))?;
     let secret = |value: Option<&SecretString>, name: &str| {
         value
             .map(|v| SecretString::from(v.expose_secret().to_owned()))

@@ -15,11 +15,11 @@
 
 mod agent;
 
+use agent::AgentService;
 use anyhow::{Context as _, anyhow};
 use clap::Args;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretBox};
-use agent::AgentService;
 use sha2::Sha256;
 use std::io::Write;
 use std::path::PathBuf;
@@ -33,12 +33,12 @@ use worldstore_adapters::crossmint::{CrossmintCommerce, CrossmintConfig, WalletK
 use worldstore_adapters::sandbox_commerce::{FulfilmentConfig, SandboxCatalog, SandboxFulfilment};
 use worldstore_adapters::store::{DataKey, SqlStore};
 use worldstore_domain::eip3009::LocalSigner;
-use worldstore_domain::wallet::{MasterSecret, derive_wallet};
 use worldstore_domain::money::FeeRate;
 use worldstore_domain::network::UsdcDeployment;
 use worldstore_domain::ports::chain::Chain;
 use worldstore_domain::ports::commerce::Commerce;
 use worldstore_domain::ports::store::{Key, Store};
+use worldstore_domain::wallet::{MasterSecret, derive_wallet};
 use worldstore_domain::x402::VerifyPolicy;
 
 #[derive(Debug, Args)]
