@@ -794,9 +794,15 @@ mod tests {
         }
         // The secret's value is never echoed.
         assert!(!problems.contains("not-hex"), "{problems}");
+        std::fs::write(
+            &path,
+            "[merchant]\npay_to = \"0x5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f\"\n[agent]\nmessengers = []\n",
+        )
+        .unwrap();
+        // An empty variable is unset: the file's empty list stands.
         let problems = Settings::load(
             Some(&path),
-            &env_of(&agent_only(&[("WORLDSTORE_MESSENGERS", " ")])),
+            &env_of(&agent_only(&[("WORLDSTORE_MESSENGERS", "")])),
         )
         .unwrap_err()
         .to_string();
