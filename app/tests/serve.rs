@@ -1,6 +1,10 @@
 //! `worldstore serve` with the agent role, the built binary as a user runs it: the sandbox
-//! answers a web chat message over the WebSocket beside the facilitator, and a live agent
-//! with missing settings stops at start naming every problem.
+//! answers a web chat message over the WebSocket beside the facilitator; live, all three
+//! roles on a private anvil (Circle's FiatTokenV2_2) answer a web chat user; and a live
+//! agent with missing settings stops at start naming every problem.
+
+#[path = "../../adapters/tests/anvil/mod.rs"]
+mod anvil;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -30,7 +34,8 @@ impl Drop for Served {
 
 /// Starts `serve --sandbox --role all` on a free port; returns it and its address.
 fn serve_sandbox(dir: &std::path::Path) -> (Served, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_worldstore"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_worldstore"));
+    command
         .args([
             "serve",
             "--sandbox",
@@ -41,7 +46,25 @@ fn serve_sandbox(dir: &std::path::Path) -> (Served, String) {
             "--data-dir",
         ])
         .arg(dir)
-        .env_clear()
+        .env_clear();
+    let (served, first) = serve(command);
+    assert!(first.starts_with("agent + facilitator"), "{first}");
+    (served, address_of(&first))
+}
+
+/// The address in serve's first line (`... listening on http://ADDRESS`).
+fn address_of(first: &str) -> String {
+    first
+        .rsplit("http://")
+        .next()
+        .expect("an address")
+        .trim()
+        .to_owned()
+}
+
+/// Spawns `command` (a serve) and returns it with the first line it printed.
+fn serve(mut command: Command) -> (Served, String) {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -55,21 +78,45 @@ fn serve_sandbox(dir: &std::path::Path) -> (Served, String) {
         .unwrap();
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    assert!(first.starts_with("agent + facilitator"), "{first}");
-    let address = first
-        .rsplit("http://")
-        .next()
-        .expect("an address")
-        .trim()
-        .to_owned();
-    (served, address)
+    (served, first)
 }
 
-async fn next_frame(
-    socket: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-) -> Value {
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A web chat socket that said hello as `user`.
+async fn web_user(address: &str, user: &str) -> Socket {
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
+        .await
+        .expect("the web chat takes WebSockets");
+    let hello = json!({"type": "hello", "user": user, "after": 0});
+    socket
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .unwrap();
+    assert_eq!(next_frame(&mut socket).await["type"], "welcome");
+    socket
+}
+
+/// Says `text` and returns the frames up to the first of type `until`.
+async fn say(socket: &mut Socket, id: &str, text: &str, until: &str) -> (Vec<Value>, Value) {
+    let frame = json!({"type": "text", "id": id, "text": text});
+    socket
+        .send(Message::Text(frame.to_string().into()))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let frame = next_frame(socket).await;
+        if frame["type"] == until {
+            return (seen, frame);
+        }
+        seen.push(frame);
+        assert!(seen.len() < 20, "no {until} among {seen:#?}");
+    }
+}
+
+async fn next_frame(socket: &mut Socket) -> Value {
     loop {
         let message = tokio::time::timeout(WAIT, socket.next())
             .await
@@ -95,29 +142,8 @@ async fn the_sandbox_serves_the_agent_web_chat_beside_the_facilitator() {
         .unwrap();
     assert!(supported["kinds"].is_array(), "{supported}");
 
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
-        .await
-        .expect("the web chat takes WebSockets");
-    let hello = json!({"type": "hello", "user": "alice", "after": 0});
-    socket
-        .send(Message::Text(hello.to_string().into()))
-        .await
-        .unwrap();
-    assert_eq!(next_frame(&mut socket).await["type"], "welcome");
-    let search = json!({"type": "text", "id": "c1", "text": "search wireless earbuds"});
-    socket
-        .send(Message::Text(search.to_string().into()))
-        .await
-        .unwrap();
-    let mut seen = Vec::new();
-    let products = loop {
-        let frame = next_frame(&mut socket).await;
-        if frame["type"] == "products" {
-            break frame;
-        }
-        seen.push(frame);
-        assert!(seen.len() < 20, "no products among {seen:#?}");
-    };
+    let mut socket = web_user(&address, "alice").await;
+    let (seen, products) = say(&mut socket, "c1", "search wireless earbuds", "products").await;
     assert!(
         !products["products"].as_array().unwrap().is_empty(),
         "{products}"
@@ -128,6 +154,61 @@ async fn the_sandbox_serves_the_agent_web_chat_beside_the_facilitator() {
     );
     // The agent keeps the web user under its namespace, in its own database.
     assert!(dir.join("worldstore-agent.sqlite").exists());
+    drop(served);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn live_all_roles_on_a_chain_answer_a_web_chat_user() {
+    let Some(node) = anvil::Anvil::spawn() else {
+        return;
+    };
+    let token = anvil::deploy_fiat_token(&node.url, &[]).await;
+    let dir = temp_dir("serve-live-all");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_worldstore"));
+    command
+        .args(["serve", "--role", "all", "--port", "0", "--data-dir"])
+        .arg(&dir)
+        .env_clear()
+        .envs([
+            ("RPC_PROVIDER_URL", node.url.as_str()),
+            ("WORLDSTORE_TOKEN", &token.address.to_string()),
+            ("FACILITATOR_PRIVATE_KEY", anvil::FACILITATOR_KEY),
+            (
+                "WORLDSTORE_DATA_KEY",
+                "4242424242424242424242424242424242424242424242424242424242424242",
+            ),
+            (
+                "WORLDSTORE_MASTER_SECRET",
+                "0x1111111111111111111111111111111111111111111111111111111111111111",
+            ),
+            ("WORLDSTORE_COMMERCE", "sandbox"),
+            ("WORLDSTORE_BRAIN", "offline"),
+            ("SERPAPI_API_KEY", "never-used-by-this-test"),
+            ("WORLDSTORE_MESSENGERS", "web"),
+        ]);
+    let (served, first) = serve(command);
+    assert!(
+        first.starts_with("agent + facilitator + merchant (live chain"),
+        "{first}"
+    );
+    let address = address_of(&first);
+    let health = reqwest::get(format!("http://{address}/health"))
+        .await
+        .unwrap();
+    assert!(health.status().is_success());
+
+    // A greeting needs no search: the agent answers with its main menu.
+    let mut socket = web_user(&address, "pat").await;
+    let (seen, menu) = say(&mut socket, "c1", "hello", "menu").await;
+    assert!(!menu["actions"].as_array().unwrap().is_empty(), "{menu}");
+    assert!(
+        seen.iter().any(|f| f["type"] == "ack" && f["id"] == "c1"),
+        "{seen:#?}"
+    );
+    // The agent keeps its own database beside the merchant's.
+    assert!(dir.join("agent/worldstore.db").exists());
+    assert!(dir.join("worldstore.db").exists());
     drop(served);
     std::fs::remove_dir_all(&dir).unwrap();
 }
