@@ -185,8 +185,9 @@ pub struct Settings {
     pub per_day_limit: UsdcAmount,
     pub xmtp_wallet_key: Option<SecretString>,
     pub xmtp_db_encryption_key: Option<SecretString>,
-    /// The XMTP database (must persist: each lost database is a new installation).
-    pub xmtp_db_directory: PathBuf,
+    /// The XMTP database (must persist: each lost database is a new installation); see
+    /// [`Settings::xmtp_db_directory`].
+    pub xmtp_db_dir: Option<PathBuf>,
     /// The bridge's directory (with `node_modules`); the bundled bridge when `None`.
     pub xmtp_bridge_dir: Option<PathBuf>,
     /// `WORLDSTORE_AGENT_DATABASE_URL` / `agent.database_url`.
@@ -196,6 +197,13 @@ pub struct Settings {
 impl Settings {
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// The XMTP database's directory: `XMTP_DB_DIRECTORY`, else `xmtp` in the data directory.
+    pub fn xmtp_db_directory(&self) -> PathBuf {
+        self.xmtp_db_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("xmtp"))
     }
 
     /// Where the agent keeps its data: `agent.database_url`; else the database when the
@@ -418,10 +426,9 @@ impl Settings {
             .store
             .data_dir
             .unwrap_or_else(|| PathBuf::from(".worldstore"));
-        let xmtp_db_directory = env("XMTP_DB_DIRECTORY")
+        let xmtp_db_dir = env("XMTP_DB_DIRECTORY")
             .map(PathBuf::from)
-            .or(config.agent.xmtp_db_directory)
-            .unwrap_or_else(|| data_dir.join("xmtp"));
+            .or(config.agent.xmtp_db_directory);
         let xmtp_env = env("XMTP_ENV")
             .or(config.agent.xmtp_env)
             .unwrap_or_else(|| "dev".into());
@@ -469,7 +476,7 @@ impl Settings {
             per_day_limit,
             xmtp_wallet_key: secret(&["XMTP_WALLET_KEY"]),
             xmtp_db_encryption_key: secret(&["XMTP_DB_ENCRYPTION_KEY"]),
-            xmtp_db_directory,
+            xmtp_db_dir,
             xmtp_bridge_dir: env("WORLDSTORE_XMTP_BRIDGE_DIR")
                 .map(PathBuf::from)
                 .or(config.agent.xmtp_bridge_dir),
@@ -734,7 +741,7 @@ mod tests {
         assert_eq!(settings.per_order_limit, UsdcAmount::from_usdc(25));
         assert_eq!(settings.per_day_limit, UsdcAmount::from_usdc(1000));
         assert_eq!(
-            settings.xmtp_db_directory,
+            settings.xmtp_db_directory(),
             PathBuf::from(".worldstore/xmtp")
         );
         assert!(!format!("{settings:?}").contains(&MASTER[2..]));

@@ -91,6 +91,7 @@ pub fn live_agent(
         },
         master: MasterSecret::new(master.expose_secret().to_owned()),
         scheme: settings.wallet_scheme,
+        wallet_id: crate::messengers::wallet_id,
         merchant_url: parts.merchant_url,
         funds_poll: Duration::from_secs(15),
         order_poll: Duration::from_secs(60),

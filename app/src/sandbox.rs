@@ -280,6 +280,7 @@ impl SandboxWorld {
             },
             master: self.master.clone(),
             scheme: DerivationScheme::Default,
+            wallet_id: crate::messengers::wallet_id,
             merchant_url: self.merchant_url.clone(),
             funds_poll: self.config.funds_poll,
             order_poll: self.config.order_poll,

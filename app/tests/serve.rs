@@ -158,21 +158,22 @@ async fn the_sandbox_serves_the_agent_web_chat_beside_the_facilitator() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[tokio::test]
-async fn live_all_roles_on_a_chain_answer_a_web_chat_user() {
-    let Some(node) = anvil::Anvil::spawn() else {
-        return;
-    };
-    let token = anvil::deploy_fiat_token(&node.url, &[]).await;
-    let dir = temp_dir("serve-live-all");
+/// `serve --role all` on `node` (anvil) with sandbox fulfilment and the offline brain,
+/// with `extra` environment.
+fn live_serve(
+    dir: &std::path::Path,
+    node: &anvil::Anvil,
+    token: &str,
+    extra: &[(&str, String)],
+) -> (Served, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_worldstore"));
     command
         .args(["serve", "--role", "all", "--port", "0", "--data-dir"])
-        .arg(&dir)
+        .arg(dir)
         .env_clear()
         .envs([
             ("RPC_PROVIDER_URL", node.url.as_str()),
-            ("WORLDSTORE_TOKEN", &token.address.to_string()),
+            ("WORLDSTORE_TOKEN", token),
             ("FACILITATOR_PRIVATE_KEY", anvil::FACILITATOR_KEY),
             (
                 "WORLDSTORE_DATA_KEY",
@@ -185,14 +186,30 @@ async fn live_all_roles_on_a_chain_answer_a_web_chat_user() {
             ("WORLDSTORE_COMMERCE", "sandbox"),
             ("WORLDSTORE_BRAIN", "offline"),
             ("SERPAPI_API_KEY", "never-used-by-this-test"),
-            ("WORLDSTORE_MESSENGERS", "web"),
-        ]);
+        ])
+        .envs(extra.iter().map(|(k, v)| (k, v)));
     let (served, first) = serve(command);
     assert!(
         first.starts_with("agent + facilitator + merchant (live chain"),
         "{first}"
     );
     let address = address_of(&first);
+    (served, address)
+}
+
+#[tokio::test]
+async fn live_all_roles_on_a_chain_answer_a_web_chat_user() {
+    let Some(node) = anvil::Anvil::spawn() else {
+        return;
+    };
+    let token = anvil::deploy_fiat_token(&node.url, &[]).await;
+    let dir = temp_dir("serve-live-all");
+    let (served, address) = live_serve(
+        &dir,
+        &node,
+        &token.address.to_string(),
+        &[("WORLDSTORE_MESSENGERS", "web".into())],
+    );
     let health = reqwest::get(format!("http://{address}/health"))
         .await
         .unwrap();
@@ -209,6 +226,100 @@ async fn live_all_roles_on_a_chain_answer_a_web_chat_user() {
     // The agent keeps its own database beside the merchant's.
     assert!(dir.join("agent/worldstore.db").exists());
     assert!(dir.join("worldstore.db").exists());
+    drop(served);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every command the fake XMTP bridge has read so far.
+fn bridge_commands(state: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(state.join("commands.ndjson"))
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn live_serve_runs_the_xmtp_bridge_and_stops_it_on_sigterm() {
+    let Some(node) = anvil::Anvil::spawn() else {
+        return;
+    };
+    let token = anvil::deploy_fiat_token(&node.url, &[]).await;
+    let dir = temp_dir("serve-live-xmtp");
+    // The fake bridge stands where the real one is installed (`node bridge.mjs` with its
+    // packages); serve passes it the XMTP settings and it inherits the FAKE_* ones.
+    let bridge = dir.join("bridge");
+    std::fs::create_dir_all(bridge.join("node_modules/@xmtp/agent-sdk")).unwrap();
+    let adapters = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../adapters");
+    std::fs::copy(
+        adapters.join("tests/fake_xmtp_bridge.mjs"),
+        bridge.join("bridge.mjs"),
+    )
+    .unwrap();
+    let state = dir.join("bridge-state");
+    std::fs::create_dir_all(&state).unwrap();
+    let (mut served, _) = live_serve(
+        &dir.join("data"),
+        &node,
+        &token.address.to_string(),
+        &[
+            ("WORLDSTORE_MESSENGERS", "xmtp".into()),
+            ("XMTP_WALLET_KEY", format!("0x{}", "22".repeat(32))),
+            ("XMTP_DB_ENCRYPTION_KEY", "33".repeat(32)),
+            ("WORLDSTORE_XMTP_BRIDGE_DIR", bridge.display().to_string()),
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("FAKE_SCENARIO", "agent".into()),
+            ("FAKE_STATE_DIR", state.display().to_string()),
+            (
+                "FAKE_FIXTURES",
+                adapters.join("../fixtures/xmtp").display().to_string(),
+            ),
+        ],
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    let answered = |c: &[Value]| {
+        c.iter().any(|c| c["content"]["reference"] == "m-1")
+            && c.iter()
+                .any(|c| c["contentType"] == "coinbase.com/actions:1.0")
+    };
+    while !answered(&bridge_commands(&state)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reaction and menu among {:#?}",
+            bridge_commands(&state)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        bridge_commands(&state)
+            .iter()
+            .all(|c| c["content"]["reference"] != "own-1")
+    );
+    assert!(
+        dir.join("data/xmtp").is_dir(),
+        "the XMTP database directory"
+    );
+
+    // SIGTERM: serve stops the bridge and its workers, and exits cleanly.
+    let pid = served.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = served.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline + WAIT,
+            "serve did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
     drop(served);
     std::fs::remove_dir_all(&dir).unwrap();
 }

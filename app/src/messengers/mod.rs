@@ -83,6 +83,16 @@ impl UserKey {
     }
 }
 
+/// The name `user`'s agent wallet is derived under: an XMTP user's bare inbox id, as the
+/// original system derived it (so its users keep their wallets under the `legacy` scheme);
+/// any other user's whole key. Inbox ids are hex, so no `web:` key can reach one.
+pub fn wallet_id(user: &Key) -> &str {
+    match user.as_str().strip_prefix("xmtp:") {
+        Some(inbox) if !inbox.is_empty() => inbox,
+        _ => user.as_str(),
+    }
+}
+
 /// Every running messenger as one channel, routing by the user key's messenger.
 #[derive(Clone, Default)]
 pub struct Messengers {
@@ -243,6 +253,16 @@ mod tests {
         assert_eq!(UserKey::split(&web).unwrap().messenger, Messenger::Web);
         assert_eq!(UserKey::split(&Key::parse("demo").unwrap()), None);
         assert_eq!(UserKey::split(&Key::parse("xmtp:").unwrap()), None);
+    }
+
+    #[test]
+    fn an_xmtp_users_wallet_is_derived_from_the_bare_inbox_id() {
+        let inbox = "4a2b".repeat(16);
+        let xmtp = UserKey::key(Messenger::Xmtp, &inbox).unwrap();
+        assert_eq!(wallet_id(&xmtp), inbox);
+        let web = UserKey::key(Messenger::Web, &inbox).unwrap();
+        assert_eq!(wallet_id(&web), format!("web:{inbox}"));
+        assert_eq!(wallet_id(&Key::parse("demo").unwrap()), "demo");
     }
 
     #[tokio::test]
