@@ -211,8 +211,9 @@ fn bridge_config(settings: &Settings) -> anyhow::Result<BridgeConfig> {
             dir.display()
         );
     }
-    std::fs::create_dir_all(&settings.xmtp_db_directory())
-        .with_context(|| format!("cannot create {}", settings.xmtp_db_directory().display()))?;
+    let db_directory = settings.xmtp_db_directory();
+    std::fs::create_dir_all(&db_directory)
+        .with_context(|| format!("cannot create {}", db_directory.display()))?;
     let secret = |value: Option<&SecretString>, name: &str| {
         value
             .map(|v| SecretString::from(v.expose_secret().to_owned()))
@@ -236,7 +237,7 @@ fn bridge_config(settings: &Settings) -> anyhow::Result<BridgeConfig> {
         ),
         (
             "XMTP_DB_DIRECTORY".to_owned(),
-            SecretString::from(settings.xmtp_db_directory().display().to_string()),
+            SecretString::from(db_directory.display().to_string()),
         ),
     ];
     Ok(BridgeConfig::node(dir, env))
