@@ -48,7 +48,10 @@ fn serve_sandbox(dir: &std::path::Path) -> (Served, String) {
         .arg(dir)
         .env_clear();
     let (served, first) = serve(command);
-    assert!(first.starts_with("agent + facilitator"), "{first}");
+    assert!(
+        first.starts_with("agent + facilitator + merchant (sandbox chain) listening on"),
+        "{first}"
+    );
     (served, address_of(&first))
 }
 
@@ -141,6 +144,11 @@ async fn the_sandbox_serves_the_agent_web_chat_beside_the_facilitator() {
         .await
         .unwrap();
     assert!(supported["kinds"].is_array(), "{supported}");
+    // The sandbox order server shares the port.
+    let health = reqwest::get(format!("http://{address}/health"))
+        .await
+        .unwrap();
+    assert!(health.status().is_success());
 
     let mut socket = web_user(&address, "alice").await;
     let (seen, products) = say(&mut socket, "c1", "search wireless earbuds", "products").await;

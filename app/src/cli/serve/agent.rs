@@ -29,8 +29,10 @@ use worldstore_domain::network::UsdcDeployment;
 /// The agent's part of a serve: the routes it adds to the serve port and its tasks.
 pub struct AgentService {
     pub router: axum::Router,
-    /// Said once everything listens (e.g. where the sandbox order server is).
+    /// Said once everything listens (e.g. where the web chat is).
     pub notes: Vec<String>,
+    /// Roles whose routes the agent brings along (the sandbox's order server).
+    pub also_serves: Vec<&'static str>,
     running: Running,
     stop_inbound: watch::Sender<bool>,
     /// Inbound loops that end when told to stop (XMTP: the bridge is shut down).
@@ -93,6 +95,7 @@ where
     AgentService {
         router,
         notes: Vec::new(),
+        also_serves: Vec::new(),
         running,
         stop_inbound,
         stoppable,
@@ -111,11 +114,16 @@ fn web_chat() -> (
 }
 
 /// The sandbox agent: the sandbox world, the web chat, the faucet.
+/// The sandbox's order server is served at `own_url` (the serve port) beside the web chat.
 pub async fn sandbox(
     data_dir: std::path::PathBuf,
+    own_url: String,
 ) -> anyhow::Result<(AgentService, Arc<SandboxWorld>)> {
-    let world = Arc::new(SandboxWorld::start(SandboxConfig::new(data_dir)).await?);
+    let (world, merchant) =
+        SandboxWorld::start_routed(SandboxConfig::new(data_dir), own_url).await?;
+    let world = Arc::new(world);
     let (web, events, router) = web_chat();
+    let router = router.merge(merchant);
     let agent = world
         .agent(Messengers {
             web: Some(web.clone()),
@@ -132,9 +140,9 @@ pub async fn sandbox(
         xmtp: None,
     };
     let mut service = start(&agent, inbound, arrivals, router);
+    service.also_serves.push("merchant");
     service.notes.push(format!(
-        "sandbox order server on {}; web chat users get {} sandbox USDC on first contact",
-        world.merchant_url, faucet
+        "web chat at /; its users get {faucet} sandbox USDC on first contact"
     ));
     Ok((service, world))
 }

@@ -158,9 +158,10 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             .await
             .context("cannot open the database")?;
         if wants("agent") {
-            // The sandbox world's chain and order server serve the agent, and the
-            // facilitator settles on that same chain.
-            let (agent, world) = agent::sandbox(data_dir).await?;
+            // The sandbox world's chain and order server serve the agent (the order
+            // server on this port), and the facilitator settles on that same chain.
+            let own_url = format!("http://{}", listener.local_addr()?);
+            let (agent, world) = agent::sandbox(data_dir, own_url).await?;
             return run_services(
                 Services {
                     chain: world.chain.clone(),
@@ -455,6 +456,7 @@ where
         app = app.merge(std::mem::take(&mut agent.router));
         notes = std::mem::take(&mut agent.notes);
         names.insert(0, "agent");
+        names.extend(agent.also_serves.iter().copied());
     }
     if names.is_empty() {
         anyhow::bail!("no role to serve: choose agent, merchant and/or facilitator");
