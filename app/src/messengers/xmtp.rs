@@ -228,6 +228,82 @@ mod tests {
         ));
     }
 
+    /// The fake bridge of the adapter tests, saying nothing unprompted.
+    fn quiet_bridge(state: &std::path::Path) -> XmtpBridge {
+        let tests = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../adapters/tests");
+        let mut config = worldstore_adapters::xmtp::BridgeConfig::node(&tests, Vec::new());
+        config.args = vec!["fake_xmtp_bridge.mjs".into()];
+        config.env = [
+            ("FAKE_SCENARIO", "quiet".to_owned()),
+            ("FAKE_STATE_DIR", state.display().to_string()),
+            (
+                "FAKE_FIXTURES",
+                tests.join("../../fixtures/xmtp").display().to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.into()))
+        .collect();
+        config.initial_backoff = std::time::Duration::from_millis(20);
+        config.send_timeout = std::time::Duration::from_secs(20);
+        XmtpBridge::spawn(config)
+    }
+
+    #[tokio::test]
+    async fn bridge_failures_are_retried_and_rejections_are_not() {
+        use crate::agent::Channel;
+        let state =
+            std::env::temp_dir().join(format!("worldstore-xmtp-channel-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).unwrap();
+        let mut bridge = quiet_bridge(&state);
+        bridge.ready().await.unwrap();
+        let channel = XmtpChannel::new(&bridge);
+        let messengers = super::super::Messengers {
+            web: None,
+            xmtp: Some(channel.clone()),
+        };
+        let hello = Outgoing::Text("hi".into());
+        let user = |inbox: &str| Key::parse(&format!("xmtp:{inbox}")).unwrap();
+        // Nobody has written from "stranger" yet: wait for them (transient).
+        let unknown = messengers
+            .send(&user("stranger"), &hello)
+            .await
+            .unwrap_err();
+        assert!(unknown.is_transient(), "{unknown}");
+        channel.remember("flaky", "fail-me", None);
+        channel.remember("refused", "reject-me", None);
+        channel.remember("crasher", "crash-me", None);
+        channel.remember("pat", "conv-1", None);
+        let failed = messengers.send(&user("flaky"), &hello).await.unwrap_err();
+        assert!(failed.is_transient(), "{failed}");
+        let rejected = messengers.send(&user("refused"), &hello).await.unwrap_err();
+        assert!(!rejected.is_transient(), "{rejected}");
+        let crashed = messengers.send(&user("crasher"), &hello).await.unwrap_err();
+        assert!(crashed.is_transient(), "{crashed}");
+        // The restarted bridge takes the next message.
+        messengers.send(&user("pat"), &hello).await.unwrap();
+        messengers
+            .react(&user("pat"), &Key::parse("m-9").unwrap(), "👀")
+            .await
+            .unwrap();
+        let written: Vec<serde_json::Value> =
+            std::fs::read_to_string(state.join("commands.ndjson"))
+                .unwrap()
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect();
+        let last = &written[written.len() - 2..];
+        assert_eq!(last[0]["conversationId"], "conv-1");
+        assert_eq!(last[0]["content"], "hi");
+        assert_eq!(last[1]["contentType"], content::REACTION);
+        assert_eq!(last[1]["content"]["reference"], "m-9");
+        bridge.shutdown().await;
+        let gone = messengers.send(&user("pat"), &hello).await.unwrap_err();
+        assert!(gone.is_transient(), "{gone}");
+        std::fs::remove_dir_all(&state).unwrap();
+    }
+
     #[test]
     fn a_transaction_card_is_a_transaction_reference() {
         let hash = B256::repeat_byte(0x5e);
