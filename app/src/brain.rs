@@ -7,10 +7,15 @@
 //! | `openai-compatible` | chat completions (OpenAI, Ollama, vLLM, llama.cpp) | a base URL, a model, maybe a key |
 
 use secrecy::SecretString;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use worldstore_adapters::brain::claude::parse_reply;
 use worldstore_adapters::brain::{
     ClaudeBrain, ClaudeConfig, OfflineBrain, OpenAiCompatBrain, OpenAiCompatConfig,
 };
-use worldstore_domain::ports::brain::{Brain, BrainError, BrainReply, BrainRequest};
+use worldstore_domain::ports::brain::{
+    Brain, BrainError, BrainReply, BrainRequest, HistoryItem, Usage,
+};
 
 /// What configuration asks for.
 #[derive(Debug, Clone)]
@@ -26,6 +31,8 @@ pub enum BrainSettings {
         model: String,
         api_key: Option<SecretString>,
     },
+    /// Answers from a recording (replay).
+    Recorded(RecordedBrain),
 }
 
 /// Claude's model when configuration names none.
@@ -87,6 +94,125 @@ pub enum BrainChoice {
     Offline(OfflineBrain),
     Claude(ClaudeBrain),
     OpenAiCompatible(OpenAiCompatBrain),
+    Recorded(RecordedBrain),
+}
+
+/// Model answers from a recording ([`crate::replay`]), each an Anthropic Messages API body
+/// read by the Claude adapter's own reader. Without a queued answer it falls back to the
+/// offline grammar, or, when strict, fails the call (the replay reports it). Counts the
+/// calls and the tokens the answers report.
+#[derive(Debug, Clone)]
+pub struct RecordedBrain {
+    inner: Arc<Mutex<Recorded>>,
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    offline_fallback: bool,
+    queued: VecDeque<String>,
+    calls: u64,
+    missing: u64,
+    usage: Usage,
+    /// Tool results the model was shown, as `name -> content`.
+    shown: Vec<String>,
+}
+
+/// The tool results at the end of `history` (what the model is asked about), named.
+fn latest_tool_results(history: &[HistoryItem]) -> Vec<String> {
+    let Some(HistoryItem::ToolResults(results)) = history.last() else {
+        return Vec::new();
+    };
+    let calls = history.iter().rev().find_map(|item| match item {
+        HistoryItem::ToolCalls(calls) => Some(calls.as_slice()),
+        _ => None,
+    });
+    results
+        .iter()
+        .map(|result| {
+            let name = calls
+                .and_then(|calls| calls.iter().find(|c| c.id == result.call_id))
+                .map_or("?", |c| c.name.as_str());
+            let error = if result.is_error { "error: " } else { "" };
+            format!("{name} -> {error}{}", result.content)
+        })
+        .collect()
+}
+
+impl RecordedBrain {
+    pub fn new(offline_fallback: bool) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Recorded {
+                offline_fallback,
+                ..Recorded::default()
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues the answers to the next calls.
+    pub fn answer_with(&self, answers: &[String]) {
+        self.lock().queued.extend(answers.iter().cloned());
+    }
+
+    /// How many queued answers were never asked for; forgets them.
+    pub fn unused(&self) -> usize {
+        let mut recorded = self.lock();
+        let left = recorded.queued.len();
+        recorded.queued.clear();
+        left
+    }
+
+    /// Calls that found no answer (strict mode only).
+    pub fn missing(&self) -> u64 {
+        self.lock().missing
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.lock().calls
+    }
+
+    pub fn usage(&self) -> Usage {
+        self.lock().usage
+    }
+
+    /// The tool results the model was shown since the last call.
+    pub fn take_shown(&self) -> Vec<String> {
+        std::mem::take(&mut self.lock().shown)
+    }
+}
+
+impl Brain for RecordedBrain {
+    async fn respond(&self, request: BrainRequest) -> Result<BrainReply, BrainError> {
+        let answer = {
+            let mut recorded = self.lock();
+            recorded.calls += 1;
+            recorded.shown.extend(latest_tool_results(&request.history));
+            match recorded.queued.pop_front() {
+                Some(answer) => Some(answer),
+                None if recorded.offline_fallback => None,
+                None => {
+                    recorded.missing += 1;
+                    return Err(BrainError::Fatal(
+                        "the recording has no model answer for this call".into(),
+                    ));
+                }
+            }
+        };
+        let reply = match answer {
+            Some(body) => parse_reply(body.as_bytes())?,
+            None => OfflineBrain.respond(request).await?,
+        };
+        let mut recorded = self.lock();
+        let usage = &mut recorded.usage;
+        usage.input_tokens += reply.usage.input_tokens;
+        usage.output_tokens += reply.usage.output_tokens;
+        usage.cache_read_tokens += reply.usage.cache_read_tokens;
+        usage.cache_write_tokens += reply.usage.cache_write_tokens;
+        Ok(reply)
+    }
 }
 
 impl BrainChoice {
@@ -114,6 +240,7 @@ impl BrainChoice {
                 config.api_key = api_key;
                 BrainChoice::OpenAiCompatible(OpenAiCompatBrain::new(config)?)
             }
+            BrainSettings::Recorded(brain) => BrainChoice::Recorded(brain),
         })
     }
 
@@ -122,6 +249,7 @@ impl BrainChoice {
             BrainChoice::Offline(_) => "offline",
             BrainChoice::Claude(_) => "claude",
             BrainChoice::OpenAiCompatible(_) => "openai-compatible",
+            BrainChoice::Recorded(_) => "recorded",
         }
     }
 }
@@ -132,6 +260,7 @@ impl Brain for BrainChoice {
             BrainChoice::Offline(b) => b.respond(request).await,
             BrainChoice::Claude(b) => b.respond(request).await,
             BrainChoice::OpenAiCompatible(b) => b.respond(request).await,
+            BrainChoice::Recorded(b) => b.respond(request).await,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! - [`merchant`]: the order server (`/api/orders`), settlement, fulfilment and refunds.
 //! - [`messengers`]: the web chat and XMTP as the agent's channel, and their inbound loops.
 //! - [`live`]: the agent over live adapters (SerpAPI, an RPC chain, the configured brain).
+//! - [`replay`]: recorded conversations replayed through the real machines.
 
 pub mod agent;
 pub mod brain;
@@ -19,4 +20,5 @@ pub mod merchant;
 pub mod messengers;
 pub mod metrics;
 pub mod outbox;
+pub mod replay;
 pub mod sandbox;

@@ -77,6 +77,11 @@ pub struct SandboxConfig {
     pub brain: BrainSettings,
     /// Failures the sandbox fulfilment injects, per product (tests of refunds and the like).
     pub failures: BTreeMap<Asin, InjectedFailure>,
+    /// Products added to the built-in catalogue (SerpAPI-shaped, read by the SerpAPI reader).
+    pub extra_products: Option<SandboxCatalog>,
+    /// Whether the merchant's worker runs in the background. Replay and property tests turn
+    /// it off and call [`SandboxWorld::merchant_round`] themselves, so events come in one order.
+    pub merchant_in_background: bool,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -89,6 +94,17 @@ impl std::fmt::Debug for SandboxConfig {
 }
 
 impl SandboxConfig {
+    /// The built-in catalogue plus the extra products.
+    pub fn catalog(
+        &self,
+    ) -> Result<SandboxCatalog, worldstore_domain::ports::catalog::CatalogError> {
+        let builtin = SandboxCatalog::builtin()?;
+        Ok(match &self.extra_products {
+            Some(more) => builtin.extended(more),
+            None => builtin,
+        })
+    }
+
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
             data_dir,
@@ -105,6 +121,8 @@ impl SandboxConfig {
             merchant_poll_seconds: 1,
             brain: BrainSettings::Offline,
             failures: BTreeMap::new(),
+            extra_products: None,
+            merchant_in_background: true,
         }
     }
 }
@@ -123,6 +141,7 @@ impl<M: Channel> AgentPorts for SandboxPorts<M> {
 /// The sandbox's world: the chain and the order server, shared by every agent built on it.
 pub struct SandboxWorld {
     pub config: SandboxConfig,
+    merchant: Arc<SandboxMerchant>,
     pub chain: Arc<EmbeddedChain>,
     pub merchant_url: String,
     pub treasury: Address,
@@ -131,14 +150,16 @@ pub struct SandboxWorld {
     chain_epoch: u128,
     master: MasterSecret,
     merchant_server: JoinHandle<()>,
-    merchant_worker: JoinHandle<()>,
+    merchant_worker: Option<JoinHandle<()>>,
     _stop_merchant: tokio::sync::watch::Sender<bool>,
 }
 
 impl Drop for SandboxWorld {
     fn drop(&mut self) {
         self.merchant_server.abort();
-        self.merchant_worker.abort();
+        if let Some(worker) = &self.merchant_worker {
+            worker.abort();
+        }
     }
 }
 
@@ -204,7 +225,7 @@ impl SandboxWorld {
         )
         .await?;
         let fulfilment = SandboxFulfilment::new(
-            SandboxCatalog::builtin().map_err(setup)?,
+            config.catalog().map_err(setup)?,
             FulfilmentConfig {
                 ship_after_secs: config.ships_after,
                 deliver_after_secs: config.delivered_after,
@@ -236,17 +257,15 @@ impl SandboxWorld {
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let worker = merchant.clone();
-        let merchant_worker = tokio::spawn(async move {
-            match Key::parse("merchant-sandbox") {
-                Ok(id) => worker.work(id, stopped).await,
-                Err(e) => tracing::error!(error = %e, "merchant worker id"),
-            }
-        });
-        let router = crate::merchant::router(merchant);
+        let merchant_worker = config
+            .merchant_in_background
+            .then(|| tokio::spawn(async move { worker.work(merchant_worker_id(), stopped).await }));
+        let router = crate::merchant::router(merchant.clone());
         // Served by the caller; `start` replaces it with its own server task.
         let merchant_server = tokio::spawn(async {});
         let world = Self {
             config,
+            merchant,
             chain,
             merchant_url,
             treasury,
@@ -260,6 +279,22 @@ impl SandboxWorld {
             _stop_merchant: stop,
         };
         Ok((world, router))
+    }
+
+    /// Runs the merchant's due work (sweep, settlements, fulfilment, delivery, refunds) until
+    /// a pass finds nothing; returns how many effects ran. For worlds whose merchant does not
+    /// work in the background.
+    pub async fn merchant_round(&self) -> Result<usize, SandboxError> {
+        let id = merchant_worker_id();
+        let mut total = 0;
+        loop {
+            let pass = self.merchant.work_once(&id, 64).await?;
+            let done = pass.effects_run + pass.resumed;
+            if done == 0 {
+                return Ok(total);
+            }
+            total += done;
+        }
     }
 
     pub fn database_url(&self) -> String {
@@ -308,7 +343,7 @@ impl SandboxWorld {
         Ok(Agent::new(
             Arc::new(store),
             vec![self.chain.clone()],
-            SandboxCatalog::builtin().map_err(setup)?,
+            self.config.catalog().map_err(setup)?,
             brain,
             channel,
             config,
@@ -421,6 +456,12 @@ impl SandboxWorld {
         }
         Ok(tx_hash)
     }
+}
+
+type SandboxMerchant = Merchant<Arc<EmbeddedChain>, SandboxFulfilment, SqlStore>;
+
+fn merchant_worker_id() -> Key {
+    Key::parse("merchant-sandbox").unwrap_or_else(|_| unreachable!("a valid key"))
 }
 
 fn own_wallet_of(master: &MasterSecret, user: &Key) -> Result<LocalSigner, SandboxError> {

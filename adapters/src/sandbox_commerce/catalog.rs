@@ -56,6 +56,14 @@ impl SandboxCatalog {
         &self.products
     }
 
+    /// This catalogue plus `more` (a product of `more` replaces one with the same ASIN).
+    pub fn extended(mut self, more: &SandboxCatalog) -> Self {
+        self.products
+            .retain(|p| !more.products.iter().any(|m| m.asin == p.asin));
+        self.products.extend(more.products.iter().cloned());
+        self
+    }
+
     /// Every match, best first.
     pub fn ranked(&self, query: &str) -> Vec<&Product> {
         let query_words = words(query);

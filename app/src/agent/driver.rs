@@ -48,6 +48,9 @@ impl Staged {
     /// Lines for the brain's history that an effect implies (the user's text, tool
     /// results), written with the effect so the brain sees them when it runs.
     fn log_effect(&mut self, effect: &conversation::Effect) {
+        if let conversation::Effect::Remember { tool_results } = effect {
+            self.log_item(HistoryItem::ToolResults(tool_results.clone()));
+        }
         if let conversation::Effect::AskBrain {
             user_text,
             tool_results,
@@ -142,7 +145,12 @@ impl<P: AgentPorts> Agent<P> {
                 machines: vec![doc.write(user, expected)?],
                 ..Commit::default()
             };
-            for (i, effect) in staged.effects.iter().enumerate() {
+            // `Remember` is written to the history above; nothing is left to run.
+            let runnable = staged
+                .effects
+                .iter()
+                .filter(|e| !matches!(e, conversation::Effect::Remember { .. }));
+            for (i, effect) in runnable.enumerate() {
                 commit.effects.push(NewEffect {
                     idempotency_key: key(&format!("conv:{user}:{revision}:{i}"))?,
                     ordering_key: ordering_key(user)?,

@@ -144,6 +144,7 @@ impl<P: AgentPorts> Agent<P> {
                         content: format!("the tool failed: {e}"),
                         is_error: true,
                         products: vec![],
+                        presented: false,
                     },
                 };
                 let ask_to_delete = matches!(call, ToolCall::DeleteProfile);
@@ -177,6 +178,8 @@ impl<P: AgentPorts> Agent<P> {
                 }
                 Ok(())
             }
+            // Written to the history with the commit that made it; never enqueued.
+            E::Remember { .. } => Ok(()),
             E::ClearHistory => {
                 self.with_conversation(user, None, |_, staged, _| {
                     staged.log_clear();

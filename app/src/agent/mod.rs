@@ -219,6 +219,33 @@ impl<P: AgentPorts> Agent<P> {
         self.wallet(user).map(|w| w.address())
     }
 
+    /// Does everything due now in the calling task: pending effects, then a round of each
+    /// watcher, again until a round does nothing. Replay and property tests use it instead
+    /// of [`Agent::start`], whose background tasks make the order of events racy. Returns
+    /// how many steps ran.
+    pub async fn run_until_idle(&self) -> Result<usize, AgentError> {
+        /// More rounds than any conversation needs: a loop that never ends is a bug.
+        const MAX_ROUNDS: usize = 1_000;
+        let worker = OutboxWorker::new(
+            self.inner.store.clone(),
+            Arc::new(self.clone()),
+            self.inner.config.worker.clone(),
+            self.inner.clock.clone(),
+        );
+        let mut total = 0;
+        for _ in 0..MAX_ROUNDS {
+            let mut done = worker.run_once().await?;
+            if done == 0 {
+                done = self.check_funds().await? + self.track_orders_once().await?;
+            }
+            if done == 0 {
+                return Ok(total);
+            }
+            total += done;
+        }
+        Err(AgentError::Contended("the agent's work".into()))
+    }
+
     /// Starts the outbox worker, the funds watcher and the order tracker. Pending effects
     /// left by an earlier run are picked up by the first outbox round.
     pub fn start(&self) -> Running {

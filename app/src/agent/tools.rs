@@ -20,14 +20,22 @@ fn text(content: impl Into<String>) -> ToolOutcome {
         content: content.into(),
         is_error: false,
         products: vec![],
+        presented: false,
     }
 }
 
 fn error(content: impl Into<String>) -> ToolOutcome {
     ToolOutcome {
-        content: content.into(),
         is_error: true,
-        products: vec![],
+        ..text(content)
+    }
+}
+
+/// A result the user already sees in a message of its own.
+fn presented(content: impl Into<String>) -> ToolOutcome {
+    ToolOutcome {
+        presented: true,
+        ..text(content)
     }
 }
 
@@ -145,6 +153,7 @@ impl<P: AgentPorts> Agent<P> {
                             ),
                             is_error: false,
                             products: shown.iter().map(card).collect(),
+                            presented: true,
                         }
                     }
                     Err(e) => error(format!("product search failed: {e}")),
@@ -221,9 +230,9 @@ impl<P: AgentPorts> Agent<P> {
             ToolCall::CheckBalance => text(self.balances_text(user).await?),
             ToolCall::StartCheckout { asin } => {
                 if self.start_checkout(user, asin).await? {
-                    text("Getting a quote; it will appear here with a confirmation menu.")
+                    presented("Getting a quote; it will appear here with a confirmation menu.")
                 } else {
-                    text("No quote yet: see the message above.")
+                    presented("No quote yet: see the message above.")
                 }
             }
         })

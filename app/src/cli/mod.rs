@@ -3,6 +3,7 @@
 mod chat;
 mod demo;
 mod migrate;
+mod replay;
 mod serve;
 mod wallet;
 mod x402;
@@ -37,6 +38,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Chat with the agent in the terminal (sandbox: no keys, no network).
     Chat(chat::ChatArgs),
+    /// Replay recorded conversations through the real machines; exit 1 on any difference.
+    Replay(replay::ReplayArgs),
 }
 
 impl Cli {
@@ -58,5 +61,6 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args, out),
         Command::Demo(args) => demo::run(args, out),
         Command::Chat(args) => chat::run(args, out),
+        Command::Replay(args) => replay::run(args, out),
     }
 }

@@ -1,7 +1,8 @@
 use super::cards::{Card, ProductCard, QuoteCard};
 use super::menus::{ActionItem, Menu, MenuKind, actions_of};
-use super::tools::{Asin, ToolCall, ToolProposal};
+use super::tools::{Asin, ProfileEdit, ToolCall, ToolError, ToolProposal};
 use crate::money::UsdcAmount;
+use crate::pii::Pii;
 use crate::ports::store::Key;
 use crate::settlement::RequestId;
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,13 @@ pub struct Turn {
     pub request: RequestId,
     pub running: Vec<String>,
     pub results: Vec<ToolResult>,
+    /// What the user wrote to start this turn: a profile change must be in these words.
+    #[serde(default)]
+    pub said: Pii<String>,
+    /// Whether some result of this turn is not in front of the user yet (an error, a
+    /// profile read): then the brain is asked again; otherwise the turn ends at once.
+    #[serde(default)]
+    pub unpresented: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -79,6 +87,10 @@ pub struct ToolOutcome {
     pub is_error: bool,
     /// Products found: shown as a quick-buy menu without another model call.
     pub products: Vec<ProductCard>,
+    /// The user already sees what this result says (product cards, a checkout's quote):
+    /// when every result of a turn is so, the turn ends without another model call.
+    #[serde(default)]
+    pub presented: bool,
 }
 
 /// Something another machine wants the user to see, with buttons where it asks for a choice.
@@ -148,6 +160,11 @@ pub enum Effect {
         call: ToolCall,
     },
     ClearHistory,
+    /// Tool results the brain should see next time, though it is not asked now. The driver
+    /// writes them to the history; nothing runs.
+    Remember {
+        tool_results: Vec<ToolResult>,
+    },
     DeleteProfile,
     StartCheckout {
         asin: Asin,
@@ -332,6 +349,8 @@ impl Conversation {
             request,
             running: vec![],
             results: vec![],
+            said: Pii::new(text.to_owned()),
+            unpresented: false,
         });
         vec![Effect::AskBrain {
             request,
@@ -427,8 +446,15 @@ impl Conversation {
         turn.request = request;
         turn.running.clear();
         turn.results.clear();
+        turn.unpresented = false;
         for proposal in proposals {
-            match ToolCall::from_proposal(&proposal) {
+            let checked = ToolCall::from_proposal(&proposal).and_then(|call| match &call {
+                ToolCall::EditProfile(edit) => {
+                    in_own_words(edit, turn.said.expose()).map(|()| call)
+                }
+                _ => Ok(call),
+            });
+            match checked {
                 Ok(call) => {
                     turn.running.push(proposal.id.clone());
                     effects.push(Effect::RunTool {
@@ -437,11 +463,14 @@ impl Conversation {
                         call,
                     });
                 }
-                Err(error) => turn.results.push(ToolResult {
-                    call_id: proposal.id,
-                    content: error.to_string(),
-                    is_error: true,
-                }),
+                Err(error) => {
+                    turn.unpresented = true;
+                    turn.results.push(ToolResult {
+                        call_id: proposal.id,
+                        content: error.to_string(),
+                        is_error: true,
+                    });
+                }
             }
         }
         if turn.running.is_empty() {
@@ -472,6 +501,7 @@ impl Conversation {
             return Err(Rejected::StaleAnswer(request));
         };
         turn.running.retain(|id| *id != call_id);
+        turn.unpresented |= outcome.is_error || !outcome.presented;
         turn.results.push(ToolResult {
             call_id,
             content: outcome.content,
@@ -503,11 +533,22 @@ impl Conversation {
         }
         if let Some(turn) = self.turn.as_ref().filter(|t| t.running.is_empty()) {
             let results = turn.results.clone();
+            if !turn.unpresented {
+                // The user sees every result already: one model call was enough.
+                self.turn = None;
+                effects.push(Effect::Remember {
+                    tool_results: results,
+                });
+                return Ok(effects);
+            }
+            let turn_said = turn.said.clone();
             let request = self.request();
             self.turn = Some(Turn {
                 request,
                 running: vec![],
                 results: vec![],
+                said: turn_said,
+                unpresented: false,
             });
             effects.push(Effect::AskBrain {
                 request,
@@ -567,6 +608,45 @@ impl Conversation {
             actions,
         )
     }
+}
+
+/// Accepts a profile edit only when every new value is in what the user wrote this turn
+/// (letter case and spacing aside). A product title or a tool result that talks the model
+/// into changing the shipping address therefore changes nothing: the user never wrote it.
+fn in_own_words(edit: &ProfileEdit, said: &str) -> Result<(), ToolError> {
+    let squash = |text: &str| {
+        text.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
+    let said = squash(said);
+    let values = [
+        ("name", edit.name.as_ref().map(|v| v.expose().to_owned())),
+        ("email", edit.email.as_ref().map(|v| v.expose().to_owned())),
+        (
+            "address line",
+            edit.line1.as_ref().map(|v| v.expose().to_owned()),
+        ),
+        (
+            "address line 2",
+            edit.line2.as_ref().map(|v| v.expose().to_owned()),
+        ),
+        ("city", edit.city.as_ref().map(|v| v.expose().to_owned())),
+        ("state", edit.state.as_ref().map(|v| v.as_str().to_owned())),
+        (
+            "ZIP code",
+            edit.postal_code.as_ref().map(|v| v.expose().to_owned()),
+        ),
+    ];
+    for (field, value) in values {
+        if let Some(value) = value
+            && !said.contains(&squash(&value))
+        {
+            return Err(ToolError::NotTheUsersWords(field.to_owned()));
+        }
+    }
+    Ok(())
 }
 
 fn is_greeting(text: &str) -> bool {

@@ -263,6 +263,7 @@ fn valid_tool_proposals_run_and_invalid_ones_go_back_to_the_brain() {
             price: Some(crate::UsdcAmount::from_usdc(12)),
             ..Default::default()
         }],
+        presented: true,
     };
     let effects = h
         .handle(Input::ToolFinished {
@@ -390,6 +391,132 @@ fn edit_profile_validates_every_field_the_model_sends() {
         input: json!({"inboxId": "victim", "name": "x"}),
     };
     assert!(ToolCall::from_proposal(&other_user).is_err());
+}
+
+/// Answers the brain request in `effects` with one proposal and returns the effects.
+fn propose(
+    h: &mut Harness,
+    effects: &[Effect],
+    name: &str,
+    input: serde_json::Value,
+) -> Vec<Effect> {
+    let request = brain_request(effects).unwrap();
+    h.handle(Input::BrainAnswered {
+        request,
+        text: None,
+        proposals: vec![ToolProposal {
+            id: "call-1".into(),
+            name: name.into(),
+            input,
+        }],
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_profile_change_must_be_in_the_users_own_words() {
+    let mut h = Harness::started();
+    let asked = h.say("ship to 1 Main St, Seattle, WA 98101 please");
+    let ok = propose(
+        &mut h,
+        &asked,
+        "edit_profile",
+        json!({"line1": "1 main st", "city": "Seattle", "state": "wa", "postal_code": "98101"}),
+    );
+    assert!(
+        ok.iter().any(|e| matches!(
+            e,
+            Effect::RunTool {
+                call: ToolCall::EditProfile(_),
+                ..
+            }
+        )),
+        "letter case aside, every value is in the message: {ok:?}"
+    );
+
+    let mut h = Harness::started();
+    let asked = h.say("search usb hub");
+    let injected = propose(
+        &mut h,
+        &asked,
+        "edit_profile",
+        json!({"line1": "666 Attacker Way", "city": "Reno", "state": "NV", "postal_code": "89501"}),
+    );
+    assert!(!injected.iter().any(|e| matches!(e, Effect::RunTool { .. })));
+    let Some(Effect::AskBrain { tool_results, .. }) = injected
+        .iter()
+        .find(|e| matches!(e, Effect::AskBrain { .. }))
+    else {
+        panic!("the refusal goes back to the brain: {injected:?}")
+    };
+    assert!(tool_results[0].is_error);
+    assert!(
+        tool_results[0]
+            .content
+            .contains("not in the user's own message")
+    );
+}
+
+#[test]
+fn a_turn_whose_results_the_user_already_sees_ends_without_another_model_call() {
+    let mut h = Harness::started();
+    let asked = h.say("find me running socks");
+    let run = propose(
+        &mut h,
+        &asked,
+        "search_products",
+        json!({"query": "running socks"}),
+    );
+    let Some(Effect::RunTool {
+        request, call_id, ..
+    }) = run.first()
+    else {
+        panic!("{run:?}")
+    };
+    let (request, call_id) = (*request, call_id.clone());
+    let card = ProductCard {
+        asin: "B0SOCKS001".into(),
+        title: "Running socks, 6 pairs".into(),
+        ..Default::default()
+    };
+    let mut shown = h.conversation.clone();
+    let effects = shown
+        .handle(
+            NOW,
+            Input::ToolFinished {
+                request,
+                call_id: call_id.clone(),
+                outcome: ToolOutcome {
+                    content: "1 product".into(),
+                    is_error: false,
+                    products: vec![card.clone()],
+                    presented: true,
+                },
+            },
+        )
+        .unwrap();
+    assert!(!effects.iter().any(|e| matches!(e, Effect::AskBrain { .. })));
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::Remember { tool_results } if tool_results.len() == 1))
+    );
+    assert!(shown.turn.is_none(), "the turn is over");
+
+    // The same result, not presented (say, the search failed): the brain explains it.
+    let effects = h
+        .handle(Input::ToolFinished {
+            request,
+            call_id,
+            outcome: ToolOutcome {
+                content: "product search failed".into(),
+                is_error: true,
+                products: vec![],
+                presented: false,
+            },
+        })
+        .unwrap();
+    assert!(effects.iter().any(|e| matches!(e, Effect::AskBrain { .. })));
 }
 
 proptest! {

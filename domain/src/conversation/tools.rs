@@ -97,6 +97,10 @@ pub enum ToolCall {
 pub enum ToolError {
     #[error("there is no tool named {0:?}")]
     Unknown(String),
+    /// A profile change the user did not write themselves (for instance one suggested by
+    /// a product description).
+    #[error("the {0} was not in the user's own message; ask the user to type the change")]
+    NotTheUsersWords(String),
     #[error("invalid input: {0}")]
     Invalid(String),
 }
