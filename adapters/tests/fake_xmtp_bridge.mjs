@@ -41,6 +41,14 @@ switch (process.env.FAKE_SCENARIO) {
     done();
     break;
   }
+  case "agent": {
+    // A user talking to the agent (app/tests/xmtp_agent.rs): our own echo first, then
+    // "hello"; a restarted bridge replays "hello" (as a resync would) and adds a search.
+    out(message("own-1", "xmtp.org/text:1.0", "search earbuds", "agent-inbox"));
+    out(message("m-1", "xmtp.org/text:1.0", "hello"));
+    if (start >= 2) out(message("m-2", "xmtp.org/text:1.0", "search wireless earbuds"));
+    break;
+  }
   default:
     break;
 }

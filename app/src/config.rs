@@ -3,8 +3,10 @@
 //! The environment wins over the file. The original system's variable names keep working
 //! (`PORT`, `RPC_PROVIDER_URL`, `ORDER_FEE_PERCENTAGE`, `ORDER_PAYMENT_TIMEOUT_MINUTES`,
 //! `CROSSMINT_API_KEY`, `CROSSMINT_ENVIRONMENT`, `CROSSMINT_WALLET_LOCATOR`,
-//! `WALLET_PRIVATE_KEY`, `ANTHROPIC_API_KEY`, `SERPAPI_API_KEY`, `XMTP_ENV`), beside our own
-//! (`DATABASE_URL`, `WORLDSTORE_DATA_KEY`, `FACILITATOR_PRIVATE_KEY`, `WORLDSTORE_*`).
+//! `WALLET_PRIVATE_KEY`, `ANTHROPIC_API_KEY`, `SERPAPI_API_KEY`, `XMTP_ENV`,
+//! `XMTP_WALLET_KEY`, `XMTP_DB_ENCRYPTION_KEY`, `XMTP_DB_DIRECTORY`), beside our own
+//! (`DATABASE_URL`, `WORLDSTORE_DATA_KEY`, `FACILITATOR_PRIVATE_KEY`,
+//! `WORLDSTORE_MASTER_SECRET`, `WORLDSTORE_*`).
 //! Secrets come only from the environment, never from the file, and are held as
 //! [`SecretString`] so they cannot be printed.
 //!
@@ -12,12 +14,13 @@
 //! ([`Problems`]), never the first one only, and never by panicking.
 
 use alloy_primitives::Address;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use worldstore_domain::money::FeeRate;
+use worldstore_domain::money::{FeeRate, UsdcAmount};
 use worldstore_domain::network::Network;
+use worldstore_domain::wallet::{DerivationScheme, MasterSecret, derive_wallet};
 
 /// The services one process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,6 +111,15 @@ pub struct AgentSection {
     pub messengers: Option<Vec<String>>,
     pub merchant_url: Option<String>,
     pub xmtp_env: Option<String>,
+    pub wallet_scheme: Option<String>,
+    /// Decimal USDC, e.g. `"500"`.
+    pub per_order_limit: Option<String>,
+    pub per_day_limit: Option<String>,
+    pub xmtp_db_directory: Option<PathBuf>,
+    pub xmtp_bridge_dir: Option<PathBuf>,
+    /// The agent's own database when other roles run beside it (each role's outbox holds
+    /// its own effects only).
+    pub database_url: Option<String>,
 }
 
 /// Everything wrong with a configuration, each problem naming its setting.
@@ -165,11 +177,48 @@ pub struct Settings {
     pub messengers: Vec<String>,
     pub merchant_url: Option<String>,
     pub xmtp_env: String,
+    /// Derives each user's agent wallet: `WORLDSTORE_MASTER_SECRET`, or the original
+    /// system's `WALLET_PRIVATE_KEY`.
+    pub master_secret: Option<SecretString>,
+    pub wallet_scheme: DerivationScheme,
+    pub per_order_limit: UsdcAmount,
+    pub per_day_limit: UsdcAmount,
+    pub xmtp_wallet_key: Option<SecretString>,
+    pub xmtp_db_encryption_key: Option<SecretString>,
+    /// The XMTP database (must persist: each lost database is a new installation); see
+    /// [`Settings::xmtp_db_directory`].
+    pub xmtp_db_dir: Option<PathBuf>,
+    /// The bridge's directory (with `node_modules`); the bundled bridge when `None`.
+    pub xmtp_bridge_dir: Option<PathBuf>,
+    /// `WORLDSTORE_AGENT_DATABASE_URL` / `agent.database_url`.
+    pub agent_database_url: Option<String>,
 }
 
 impl Settings {
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
+    }
+
+    /// The XMTP database's directory: `XMTP_DB_DIRECTORY`, else `xmtp` in the data directory.
+    pub fn xmtp_db_directory(&self) -> PathBuf {
+        self.xmtp_db_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("xmtp"))
+    }
+
+    /// Where the agent keeps its data: `agent.database_url`; else the database when the
+    /// agent runs alone; else `worldstore-agent.db` in the data directory (`None` means
+    /// that default: the caller creates the directory).
+    pub fn agent_database(&self) -> Option<&str> {
+        if self.agent_database_url.is_some() {
+            return self.agent_database_url.as_deref();
+        }
+        let alone = !self.has(Role::Merchant) && !self.has(Role::Facilitator);
+        if alone {
+            self.database_url.as_deref()
+        } else {
+            None
+        }
     }
 
     /// Reads `file` (if given) and the environment through `env`, and checks the result.
@@ -346,10 +395,40 @@ impl Settings {
         let anthropic_key = secret(&["ANTHROPIC_API_KEY"]);
         let openai_key = secret(&["OPENAI_API_KEY"]);
         let serpapi_key = secret(&["SERPAPI_API_KEY"]);
-        let messengers = config
-            .agent
-            .messengers
-            .unwrap_or_else(|| vec!["web".into()]);
+        let messengers = env("WORLDSTORE_MESSENGERS")
+            .map(|v| v.split(',').map(|m| m.trim().to_owned()).collect())
+            .or(config.agent.messengers)
+            .unwrap_or_else(|| vec!["web".into()])
+            .into_iter()
+            .filter(|m: &String| !m.trim().is_empty())
+            .collect();
+        let wallet_scheme = match env("WORLDSTORE_WALLET_SCHEME").or(config.agent.wallet_scheme) {
+            None => DerivationScheme::Default,
+            Some(text) => text.trim().parse().unwrap_or_else(|_| {
+                problems.push(format!(
+                    "agent.wallet_scheme: {text:?} is not default or legacy"
+                ));
+                DerivationScheme::Default
+            }),
+        };
+        let mut limit = |name: &str, text: Option<String>, default: u64| match text {
+            None => UsdcAmount::from_usdc(default),
+            Some(text) => text.trim().parse().unwrap_or_else(|_| {
+                problems.push(format!(
+                    "agent.{name}: {text:?} is not an amount of USDC (e.g. \"500\" or \"12.50\")"
+                ));
+                UsdcAmount::from_usdc(default)
+            }),
+        };
+        let per_order_limit = limit("per_order_limit", config.agent.per_order_limit, 500);
+        let per_day_limit = limit("per_day_limit", config.agent.per_day_limit, 1000);
+        let data_dir = config
+            .store
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(".worldstore"));
+        let xmtp_db_dir = env("XMTP_DB_DIRECTORY")
+            .map(PathBuf::from)
+            .or(config.agent.xmtp_db_directory);
         let xmtp_env = env("XMTP_ENV")
             .or(config.agent.xmtp_env)
             .unwrap_or_else(|| "dev".into());
@@ -362,10 +441,7 @@ impl Settings {
                 .unwrap_or_else(|| "live".into()),
             public_url: env("WORLDSTORE_PUBLIC_URL").or(config.public_url),
             database_url: env("DATABASE_URL").or(config.store.url),
-            data_dir: config
-                .store
-                .data_dir
-                .unwrap_or_else(|| PathBuf::from(".worldstore")),
+            data_dir,
             data_key: secret(&["WORLDSTORE_DATA_KEY"]),
             network,
             rpc_url,
@@ -394,6 +470,17 @@ impl Settings {
             messengers,
             merchant_url: env("WORLDSTORE_API_URL").or(config.agent.merchant_url),
             xmtp_env,
+            master_secret: secret(&["WORLDSTORE_MASTER_SECRET", "WALLET_PRIVATE_KEY"]),
+            wallet_scheme,
+            per_order_limit,
+            per_day_limit,
+            xmtp_wallet_key: secret(&["XMTP_WALLET_KEY"]),
+            xmtp_db_encryption_key: secret(&["XMTP_DB_ENCRYPTION_KEY"]),
+            xmtp_db_dir,
+            xmtp_bridge_dir: env("WORLDSTORE_XMTP_BRIDGE_DIR")
+                .map(PathBuf::from)
+                .or(config.agent.xmtp_bridge_dir),
+            agent_database_url: env("WORLDSTORE_AGENT_DATABASE_URL").or(config.agent.database_url),
         };
         settings.check_live(problems, wallet_locator.is_some());
         settings
@@ -407,11 +494,12 @@ impl Settings {
                     .into(),
             );
         }
-        let needs_chain = self.has(Role::Merchant) || self.has(Role::Facilitator);
+        let needs_treasury = self.has(Role::Merchant) || self.has(Role::Facilitator);
+        let needs_chain = needs_treasury || self.has(Role::Agent);
         if needs_chain && self.rpc_url.is_none() {
-            problems.push("RPC_PROVIDER_URL / chain.rpc_url is not set: the merchant and the facilitator need a chain".into());
+            problems.push("RPC_PROVIDER_URL / chain.rpc_url is not set: the agent, the merchant and the facilitator need a chain".into());
         }
-        if needs_chain && self.treasury_key.is_none() {
+        if needs_treasury && self.treasury_key.is_none() {
             problems.push("FACILITATOR_PRIVATE_KEY (or WALLET_PRIVATE_KEY) is not set: settlement gas and refunds are paid with it".into());
         }
         if self.has(Role::Merchant)
@@ -448,18 +536,69 @@ impl Settings {
             if !self.has(Role::Merchant) && self.merchant_url.is_none() {
                 problems.push("WORLDSTORE_API_URL / agent.merchant_url is not set: the agent buys from that order server".into());
             }
-            for messenger in &self.messengers {
-                if !matches!(messenger.as_str(), "web" | "xmtp") {
-                    problems.push(format!(
-                        "agent.messengers: {messenger:?} is not web or xmtp"
-                    ));
+            self.check_agent(problems, needs_treasury);
+        }
+    }
+
+    /// The agent's wallets, limits and messengers.
+    fn check_agent(&self, problems: &mut Vec<String>, needs_treasury: bool) {
+        match &self.master_secret {
+            None => problems.push(
+                "WORLDSTORE_MASTER_SECRET (or WALLET_PRIVATE_KEY) is not set: each user's agent wallet is derived from it (64 hex characters)".into(),
+            ),
+            Some(secret) => {
+                let master = MasterSecret::new(secret.expose_secret().to_owned());
+                if let Err(e) = derive_wallet(&master, "configuration-check", self.wallet_scheme) {
+                    problems.push(format!("WORLDSTORE_MASTER_SECRET / WALLET_PRIVATE_KEY: {e}"));
+                }
+                let same_as_treasury = self
+                    .treasury_key
+                    .as_ref()
+                    .is_some_and(|t| t.expose_secret() == secret.expose_secret());
+                if needs_treasury && same_as_treasury {
+                    problems.push(
+                        "the users' master secret and the treasury key are the same secret: set WORLDSTORE_MASTER_SECRET and FACILITATOR_PRIVATE_KEY to different values when the agent runs beside the merchant or the facilitator".into(),
+                    );
                 }
             }
-            if !matches!(self.xmtp_env.as_str(), "dev" | "production" | "local") {
+        }
+        if !self.has(Role::Merchant) && self.pay_to.is_none() {
+            problems.push("merchant.pay_to is not set: the agent pays only the remote order server's treasury, at that address".into());
+        }
+        if needs_treasury && self.database_url.is_some() && self.agent_database_url.is_none() {
+            problems.push("WORLDSTORE_AGENT_DATABASE_URL / agent.database_url is not set: the agent needs its own database beside the merchant or the facilitator (each role's outbox holds its own effects)".into());
+        }
+        if self.per_order_limit > self.per_day_limit {
+            problems.push("agent.per_order_limit is above agent.per_day_limit".into());
+        }
+        if self.messengers.is_empty() {
+            problems.push(
+                "agent.messengers is empty: the agent needs web and/or xmtp to talk to users"
+                    .into(),
+            );
+        }
+        for messenger in &self.messengers {
+            if !matches!(messenger.as_str(), "web" | "xmtp") {
                 problems.push(format!(
-                    "XMTP_ENV: {:?} is not dev, production or local",
-                    self.xmtp_env
+                    "agent.messengers: {messenger:?} is not web or xmtp"
                 ));
+            }
+        }
+        if !matches!(self.xmtp_env.as_str(), "dev" | "production" | "local") {
+            problems.push(format!(
+                "XMTP_ENV: {:?} is not dev, production or local",
+                self.xmtp_env
+            ));
+        }
+        if self.messengers.iter().any(|m| m == "xmtp") {
+            if self.xmtp_wallet_key.is_none() {
+                problems.push(
+                    "XMTP_WALLET_KEY is not set: the agent's XMTP identity (0x hex private key)"
+                        .into(),
+                );
+            }
+            if self.xmtp_db_encryption_key.is_none() {
+                problems.push("XMTP_DB_ENCRYPTION_KEY is not set: it encrypts the XMTP database (64 hex characters; keep it with the database)".into());
             }
         }
     }
@@ -560,5 +699,137 @@ mod tests {
         let problems = Settings::load(Some(&unknown), &env_of(&[])).unwrap_err();
         assert!(problems.0[0].contains("colour"), "{problems}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    const MASTER: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn agent_only(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        let mut env = vec![
+            ("WORLDSTORE_ROLES", "agent"),
+            ("WORLDSTORE_DATA_KEY", "00"),
+            ("RPC_PROVIDER_URL", "http://127.0.0.1:8545"),
+            ("WORLDSTORE_BRAIN", "offline"),
+            ("SERPAPI_API_KEY", "serp-secret"),
+            ("WORLDSTORE_MASTER_SECRET", MASTER),
+            ("WORLDSTORE_API_URL", "http://127.0.0.1:8402"),
+            ("WORLDSTORE_MESSENGERS", "web,xmtp"),
+            ("XMTP_WALLET_KEY", "0x22"),
+            ("XMTP_DB_ENCRYPTION_KEY", "33"),
+        ];
+        env.extend_from_slice(extra);
+        env
+    }
+
+    fn pay_to_file(dir_name: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ws-{dir_name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("agent.toml");
+        std::fs::write(
+            &path,
+            "[merchant]\npay_to = \"0x5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f\"\n[agent]\nper_order_limit = \"25\"\n",
+        )
+        .unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_complete_agent_configuration_loads_with_its_messengers_and_limits() {
+        let (dir, path) = pay_to_file("agent-ok");
+        let settings = Settings::load(Some(&path), &env_of(&agent_only(&[]))).unwrap();
+        assert_eq!(settings.roles, vec![Role::Agent]);
+        assert_eq!(settings.messengers, vec!["web", "xmtp"]);
+        assert_eq!(settings.per_order_limit, UsdcAmount::from_usdc(25));
+        assert_eq!(settings.per_day_limit, UsdcAmount::from_usdc(1000));
+        assert_eq!(
+            settings.xmtp_db_directory(),
+            PathBuf::from(".worldstore/xmtp")
+        );
+        assert!(!format!("{settings:?}").contains(&MASTER[2..]));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_agent_role_names_each_missing_setting() {
+        let problems = Settings::load(
+            None,
+            &env_of(&[
+                ("WORLDSTORE_ROLES", "agent"),
+                ("WORLDSTORE_DATA_KEY", "00"),
+                ("WORLDSTORE_MESSENGERS", "xmtp"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        for needle in [
+            "ANTHROPIC_API_KEY",
+            "SERPAPI_API_KEY",
+            "WORLDSTORE_MASTER_SECRET",
+            "RPC_PROVIDER_URL",
+            "agent.merchant_url",
+            "merchant.pay_to",
+            "XMTP_WALLET_KEY",
+            "XMTP_DB_ENCRYPTION_KEY",
+        ] {
+            assert!(
+                problems.contains(needle),
+                "{needle} missing from:\n{problems}"
+            );
+        }
+        // The agent alone needs no treasury key.
+        assert!(!problems.contains("FACILITATOR_PRIVATE_KEY"), "{problems}");
+    }
+
+    #[test]
+    fn bad_agent_values_are_reported_together() {
+        let (dir, path) = pay_to_file("agent-bad");
+        let problems = Settings::load(
+            Some(&path),
+            &env_of(&agent_only(&[
+                ("WORLDSTORE_MASTER_SECRET", "not-hex"),
+                ("WORLDSTORE_MESSENGERS", "web,pigeon"),
+                ("WORLDSTORE_WALLET_SCHEME", "fancy"),
+            ])),
+        )
+        .unwrap_err()
+        .0
+        .join("\n");
+        for needle in ["WORLDSTORE_MASTER_SECRET", "pigeon", "fancy"] {
+            assert!(
+                problems.contains(needle),
+                "{needle} missing from:\n{problems}"
+            );
+        }
+        // The secret's value is never echoed.
+        assert!(!problems.contains("not-hex"), "{problems}");
+        std::fs::write(
+            &path,
+            "[merchant]\npay_to = \"0x5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f5f\"\n[agent]\nmessengers = []\n",
+        )
+        .unwrap();
+        // An empty variable is unset: the file's empty list stands.
+        let problems = Settings::load(
+            Some(&path),
+            &env_of(&agent_only(&[("WORLDSTORE_MESSENGERS", "")])),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(problems.contains("agent.messengers is empty"), "{problems}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn one_secret_cannot_be_both_the_treasury_key_and_the_users_master_secret() {
+        let problems = Settings::load(
+            None,
+            &env_of(&agent_only(&[
+                ("WORLDSTORE_ROLES", "all"),
+                ("WORLDSTORE_MASTER_SECRET", ""),
+                ("WALLET_PRIVATE_KEY", MASTER),
+                ("WORLDSTORE_COMMERCE", "sandbox"),
+            ])),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(problems.contains("are the same secret"), "{problems}");
     }
 }

@@ -7,13 +7,17 @@
 //! - [`brain`]: the configured brain (offline, Claude, OpenAI-compatible).
 //! - [`sandbox`]: the agent's sandbox wiring (SQLite, embedded chain, offline brain).
 //! - [`merchant`]: the order server (`/api/orders`), settlement, fulfilment and refunds.
+//! - [`messengers`]: the web chat and XMTP as the agent's channel, and their inbound loops.
+//! - [`live`]: the agent over live adapters (SerpAPI, an RPC chain, the configured brain).
 //! - [`replay`]: recorded conversations replayed through the real machines.
 
 pub mod agent;
 pub mod brain;
 pub mod config;
 pub mod facilitator;
+pub mod live;
 pub mod merchant;
+pub mod messengers;
 pub mod metrics;
 pub mod outbox;
 pub mod replay;

@@ -187,6 +187,26 @@ fn setup(e: impl std::fmt::Display) -> SandboxError {
 impl SandboxWorld {
     /// Starts the chain and the order server (on 127.0.0.1, a free port).
     pub async fn start(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(setup)?;
+        let merchant_url = format!("http://{}", listener.local_addr().map_err(setup)?);
+        let (mut world, router) = Self::start_routed(config, merchant_url).await?;
+        world.merchant_server = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(%error, "sandbox order server stopped");
+            }
+        });
+        Ok(world)
+    }
+
+    /// Starts the chain and the order server's worker, and hands back the order server's
+    /// routes for the caller to serve at `merchant_url` (e.g. beside other services on one
+    /// port).
+    pub async fn start_routed(
+        config: SandboxConfig,
+        merchant_url: String,
+    ) -> Result<(Self, axum::Router), SandboxError> {
         let clock: Clock = config.clock.clone().unwrap_or_else(|| Arc::new(now_unix));
         let treasury = LocalSigner::from_hex(SANDBOX_TREASURY_KEY)
             .map_err(|e| setup(format!("{e:?}")))?
@@ -194,10 +214,6 @@ impl SandboxWorld {
         let chain = Arc::new(
             EmbeddedChain::new(EmbeddedChainConfig::new(treasury, clock.clone())).map_err(setup)?,
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(setup)?;
-        let merchant_url = format!("http://{}", listener.local_addr().map_err(setup)?);
         std::fs::create_dir_all(&config.data_dir).map_err(setup)?;
         // The merchant keeps its own database, so the agent's outbox empties when the agent
         // is done (see the module docs); the roles could share one safely.
@@ -243,12 +259,9 @@ impl SandboxWorld {
             .merchant_in_background
             .then(|| tokio::spawn(async move { worker.work(merchant_worker_id(), stopped).await }));
         let router = crate::merchant::router(merchant.clone());
-        let merchant_server = tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, router).await {
-                tracing::error!(%error, "sandbox order server stopped");
-            }
-        });
-        Ok(Self {
+        // Served by the caller; `start` replaces it with its own server task.
+        let merchant_server = tokio::spawn(async {});
+        let world = Self {
             config,
             merchant,
             chain,
@@ -263,7 +276,8 @@ impl SandboxWorld {
             merchant_server,
             merchant_worker,
             _stop_merchant: stop,
-        })
+        };
+        Ok((world, router))
     }
 
     /// Runs the merchant's due work (sweep, settlements, fulfilment, delivery, refunds) until
@@ -319,6 +333,7 @@ impl SandboxWorld {
             },
             master: self.master.clone(),
             scheme: DerivationScheme::Default,
+            wallet_id: crate::messengers::wallet_id,
             merchant_url: self.merchant_url.clone(),
             funds_poll: self.config.funds_poll,
             order_poll: self.config.order_poll,

@@ -194,6 +194,53 @@ impl XmtpBridge {
         *self.starts.borrow()
     }
 
+    /// A handle that sends through this bridge while the bridge itself keeps receiving.
+    pub fn sender(&self) -> XmtpSender {
+        XmtpSender {
+            commands: self.commands.clone(),
+            send_timeout: self.send_timeout,
+        }
+    }
+
+    /// Sends `content` to a conversation; returns the new message id.
+    pub async fn send(
+        &self,
+        conversation_id: &str,
+        content: &XmtpContent,
+    ) -> Result<String, SendError> {
+        self.sender().send(conversation_id, content).await
+    }
+
+    /// Sends what the conversation machine asked for.
+    pub async fn send_outgoing(
+        &self,
+        conversation_id: &str,
+        outgoing: &Outgoing,
+    ) -> Result<String, SendError> {
+        self.send(conversation_id, &XmtpContent::from(outgoing))
+            .await
+    }
+
+    /// Stops the bridge (its stdin is closed, then it is killed if it lingers).
+    pub async fn shutdown(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Sends through a running [`XmtpBridge`]; cheap to clone. Once the bridge is shut down,
+/// every send fails as [`SendError::Unavailable`].
+#[derive(Debug, Clone)]
+pub struct XmtpSender {
+    commands: mpsc::Sender<supervisor::SendRequest>,
+    send_timeout: Duration,
+}
+
+impl XmtpSender {
     /// Sends `content` to a conversation; returns the new message id.
     pub async fn send(
         &self,
@@ -220,26 +267,6 @@ impl XmtpBridge {
         tokio::time::timeout(self.send_timeout, exchange)
             .await
             .map_err(|_| SendError::Timeout)?
-    }
-
-    /// Sends what the conversation machine asked for.
-    pub async fn send_outgoing(
-        &self,
-        conversation_id: &str,
-        outgoing: &Outgoing,
-    ) -> Result<String, SendError> {
-        self.send(conversation_id, &XmtpContent::from(outgoing))
-            .await
-    }
-
-    /// Stops the bridge (its stdin is closed, then it is killed if it lingers).
-    pub async fn shutdown(mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
     }
 }
 

@@ -12,6 +12,16 @@ pub enum ChannelError {
     /// The channel is down or throttled: the message is sent again later.
     #[error("channel unavailable: {0}")]
     Unavailable(String),
+    /// The channel refused this message for good (no route to the user, content it cannot
+    /// carry): retrying cannot help, so the effect is parked.
+    #[error("channel refused the message: {0}")]
+    Rejected(String),
+}
+
+impl ChannelError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
 }
 
 pub trait Channel: Send + Sync + 'static {

@@ -18,10 +18,18 @@ use worldstore_domain::ports::chain::Chain;
 use worldstore_domain::ports::store::{ClaimedEffect, Key, MachineKind, Store};
 use worldstore_domain::x402::client::sign_payment;
 
-use super::channel::Channel;
+use super::channel::{Channel, ChannelError};
 
 fn transient(e: impl std::fmt::Display) -> EffectError {
     EffectError::Transient(e.to_string())
+}
+
+fn channel_failure(e: ChannelError) -> EffectError {
+    if e.is_transient() {
+        EffectError::Transient(e.to_string())
+    } else {
+        EffectError::Permanent(e.to_string())
+    }
 }
 
 impl From<AgentError> for EffectError {
@@ -71,13 +79,13 @@ impl<P: AgentPorts> Agent<P> {
                 .channel
                 .react(user, &to, &emoji)
                 .await
-                .map_err(transient),
+                .map_err(channel_failure),
             E::Send(message) => self
                 .inner
                 .channel
                 .send(user, &message)
                 .await
-                .map_err(transient),
+                .map_err(channel_failure),
             E::AskBrain {
                 request, context, ..
             } => {

@@ -75,6 +75,8 @@ pub struct AgentConfig {
     /// Derives each user's agent wallet.
     pub master: MasterSecret,
     pub scheme: DerivationScheme,
+    /// The name a user's wallet is derived under (see [`crate::messengers::wallet_id`]).
+    pub wallet_id: fn(&Key) -> &str,
     /// The merchant's order server, e.g. `http://127.0.0.1:8080`.
     pub merchant_url: String,
     /// How often checkouts awaiting funds look at their balance.
@@ -206,7 +208,7 @@ impl<P: AgentPorts> Agent<P> {
     pub fn wallet(&self, user: &Key) -> Result<LocalSigner, AgentError> {
         derive_wallet(
             &self.inner.config.master,
-            user.as_str(),
+            (self.inner.config.wallet_id)(user),
             self.inner.config.scheme,
         )
         .map_err(|e| AgentError::Wallet(e.to_string()))

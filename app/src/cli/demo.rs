@@ -16,17 +16,16 @@
 
 use anyhow::Context as _;
 use clap::Args;
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
-use worldstore::agent::{Agent, Channel, ChannelError};
+use std::sync::Arc;
+use worldstore::messengers::web::{self, WebMessenger};
+use worldstore::messengers::{Messenger, Messengers, SandboxArrivals, UserKey};
 use worldstore::outbox::now_unix;
-use worldstore::sandbox::{SandboxConfig, SandboxPorts, SandboxWorld};
-use worldstore_adapters::webchat::{WebChat, WebChatConfig, WebEvent, WebInbound};
-use worldstore_domain::conversation::{Card, FundingRequest, Outgoing};
+use worldstore::sandbox::{SandboxConfig, SandboxWorld};
+use worldstore_adapters::webchat::{WebChat, WebChatConfig};
 use worldstore_domain::money::UsdcAmount;
-use worldstore_domain::ports::store::{Key, Store};
+use worldstore_domain::ports::store::Store;
 use worldstore_domain::profile::{AddressLine, City, Email, PersonName, Profile, UsState, ZipCode};
 
 /// The pre-funded demo user and the one that shows funding.
@@ -52,34 +51,6 @@ pub struct DemoArgs {
     ships_after: u64,
     #[arg(long, default_value_t = 25)]
     delivered_after: u64,
-}
-
-/// The web chat as the agent's channel; remembers each user's funding requests so that an
-/// approval names one the agent really sent.
-#[derive(Clone)]
-struct Web {
-    chat: WebChat,
-    funding: Arc<Mutex<HashMap<(Key, String), FundingRequest>>>,
-}
-
-impl Channel for Web {
-    async fn send(&self, user: &Key, message: &Outgoing) -> Result<(), ChannelError> {
-        if let Outgoing::Card(Card::Funding(request)) = message {
-            self.funding
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert((user.clone(), request.id.clone()), request.clone());
-        }
-        self.chat
-            .deliver(user, message)
-            .map(|_| ())
-            .map_err(|e| ChannelError::Unavailable(e.to_string()))
-    }
-
-    async fn react(&self, _user: &Key, _to: &Key, _emoji: &str) -> Result<(), ChannelError> {
-        // The page shows its own delivery tick; reactions are an XMTP affordance.
-        Ok(())
-    }
 }
 
 pub fn run(args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -114,14 +85,16 @@ async fn demo(args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         epoch,
         ..WebChatConfig::default()
     });
-    let web = Web {
-        chat: chat.clone(),
-        funding: Arc::default(),
-    };
-    let agent = world.agent(web.clone()).await?;
+    let web = WebMessenger::new(chat.clone());
+    let agent = world
+        .agent(Messengers {
+            web: Some(web.clone()),
+            xmtp: None,
+        })
+        .await?;
     let running = agent.start();
-    let demo = Key::parse(DEMO_USER).expect("valid id");
-    let unfunded = Key::parse(UNFUNDED_USER).expect("valid id");
+    let demo = UserKey::key(Messenger::Web, DEMO_USER)?;
+    let unfunded = UserKey::key(Messenger::Web, UNFUNDED_USER)?;
     world.welcome_with(&agent, &demo, DEMO_FUNDS).await?;
     world
         .welcome_with(&agent, &unfunded, UsdcAmount::ZERO)
@@ -136,13 +109,20 @@ async fn demo(args: DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
     }
 
-    let events = tokio::spawn(handle_events(
-        world.clone(),
-        agent.clone(),
-        web,
-        inbound,
-        args.faucet,
-    ));
+    let faucet = args.faucet;
+    let arrivals = SandboxArrivals {
+        world: world.clone(),
+        faucet: Arc::new(move |user| {
+            if *user == unfunded {
+                UsdcAmount::ZERO
+            } else if *user == demo {
+                DEMO_FUNDS
+            } else {
+                faucet
+            }
+        }),
+    };
+    let events = tokio::spawn(web::run_inbound(agent.clone(), web, arrivals, inbound));
     let server = tokio::spawn(async move {
         axum::serve(listener, chat.router())
             .with_graceful_shutdown(shutdown())
@@ -178,59 +158,6 @@ fn demo_profile(name: &str) -> anyhow::Result<Profile> {
         state: Some(UsState::parse("WA")?),
         postal_code: Some(ZipCode::parse("98101")?),
     })
-}
-
-async fn handle_events(
-    world: Arc<SandboxWorld>,
-    agent: Agent<SandboxPorts<Web>>,
-    web: Web,
-    mut inbound: tokio::sync::mpsc::Receiver<WebInbound>,
-    faucet: UsdcAmount,
-) {
-    while let Some(event) = inbound.recv().await {
-        let user = event.user.clone();
-        let amount = match user.as_str() {
-            UNFUNDED_USER => UsdcAmount::ZERO,
-            DEMO_USER => DEMO_FUNDS,
-            _ => faucet,
-        };
-        if let Err(error) = world.welcome_with(&agent, &user, amount).await {
-            tracing::error!(%error, user = %user, "faucet");
-        }
-        let result = match event.event {
-            WebEvent::Content(content) => agent
-                .receive(&user, event.message_id.as_str(), content)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            WebEvent::ApproveFunding { request_id } => {
-                let request = web
-                    .funding
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&(user.clone(), request_id));
-                match request {
-                    Some(request) => world
-                        .approve(&agent, &user, request.amount)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                    None => {
-                        let _ = web
-                            .send(
-                                &user,
-                                &Outgoing::Text("That funding request is no longer open.".into()),
-                            )
-                            .await;
-                        Ok(())
-                    }
-                }
-            }
-        };
-        if let Err(error) = result {
-            tracing::error!(%error, user = %user, "web chat event");
-        }
-    }
 }
 
 async fn shutdown() {

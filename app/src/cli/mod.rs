@@ -34,7 +34,7 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// The whole product in one process, no keys, no network: web chat on 127.0.0.1:8080.
     Demo(demo::DemoArgs),
-    /// Run a service on 127.0.0.1 (today: the x402 facilitator).
+    /// Run the agent, the order server and/or the x402 facilitator on 127.0.0.1.
     Serve(serve::ServeArgs),
     /// Chat with the agent in the terminal (sandbox: no keys, no network).
     Chat(chat::ChatArgs),

@@ -1,15 +1,23 @@
-//! `worldstore serve`: runs the facilitator and the merchant (order server) on 127.0.0.1.
+//! `worldstore serve`: runs the agent, the facilitator and the merchant (order server) on
+//! 127.0.0.1.
 //!
 //! - `--sandbox`: the embedded chain with the sandbox USDC, the sandbox catalogue and
-//!   fulfilment, a fixed data key: no keys, no network.
+//!   fulfilment, a fixed data key: no keys, no network. With the agent role, the sandbox
+//!   world of the demo (see [`agent`]).
 //! - live: a config file (`--config`) plus environment variables (the original names work:
-//!   `PORT`, `RPC_PROVIDER_URL`, `WALLET_PRIVATE_KEY`, `CROSSMINT_*`, `ORDER_*`); every
-//!   problem is reported at start (see [`worldstore::config`]).
+//!   `PORT`, `RPC_PROVIDER_URL`, `WALLET_PRIVATE_KEY`, `CROSSMINT_*`, `ORDER_*`,
+//!   `SERPAPI_API_KEY`, `ANTHROPIC_API_KEY`, `XMTP_*`); every problem is reported at start
+//!   (see [`worldstore::config`]).
 //!
-//! The facilitator and the merchant share one port when both run, and one database with
-//! each other and with any agent pointed at it: every role's outbox worker claims only its
-//! own effect kinds ([`worldstore::outbox::EffectExecutor::KINDS`]).
+//! The roles share one port: the facilitator's and the merchant's routes, and the agent's
+//! web chat. The agent reaches the merchant over HTTP even in the same process. Every
+//! role's outbox worker claims only its own effect kinds
+//! ([`worldstore::outbox::EffectExecutor::KINDS`]), so roles may share one database; the
+//! agent still keeps its own by default.
 
+mod agent;
+
+use agent::AgentService;
 use anyhow::{Context as _, anyhow};
 use clap::Args;
 use hmac::{Hmac, Mac};
@@ -33,6 +41,7 @@ use worldstore_domain::network::UsdcDeployment;
 use worldstore_domain::ports::chain::Chain;
 use worldstore_domain::ports::commerce::Commerce;
 use worldstore_domain::ports::store::{Key, Store};
+use worldstore_domain::wallet::{MasterSecret, derive_wallet};
 use worldstore_domain::x402::VerifyPolicy;
 
 #[derive(Debug, Args)]
@@ -139,15 +148,37 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| ".worldstore".into());
         let url = database_url(args.database_url.as_deref(), &data_dir)?;
+        let wants = |r: &str| roles.iter().any(|x| *x == r || *x == "all");
+        listener_port = args.port.unwrap_or(8402);
+        let listener = bind(listener_port).await?;
         let store = SqlStore::open(&url, &DataKey::from_bytes(SANDBOX_DATA_KEY))
             .await
             .context("cannot open the database")?;
+        if wants("agent") {
+            // The sandbox world's chain and order server serve the agent (the order
+            // server on this port), and the facilitator settles on that same chain.
+            let own_url = format!("http://{}", listener.local_addr()?);
+            let (agent, world) = agent::sandbox(data_dir, own_url).await?;
+            return run_services(
+                Services {
+                    chain: world.chain.clone(),
+                    commerce: sandbox_fulfilment()?,
+                    store,
+                    merchant: None,
+                    facilitator: wants("facilitator"),
+                    agent: Some(agent),
+                    clock,
+                    label: "sandbox chain",
+                },
+                listener,
+                out,
+            )
+            .await;
+        }
         let chain = Arc::new(EmbeddedChain::new(EmbeddedChainConfig::new(
             SANDBOX_TREASURY,
             clock.clone(),
         ))?);
-        listener_port = args.port.unwrap_or(8402);
-        let listener = bind(listener_port).await?;
         let public_url = format!("http://{}", listener.local_addr()?);
         let commerce = sandbox_fulfilment()?;
         let merchant_config = MerchantConfig {
@@ -160,7 +191,6 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             secret: Arc::new(SecretBox::new(Box::new(SANDBOX_DATA_KEY))),
             delivery_poll_seconds: 5,
         };
-        let wants = |r: &str| roles.iter().any(|x| *x == r || *x == "all");
         return run_services(
             Services {
                 chain,
@@ -168,6 +198,7 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 store,
                 merchant: wants("merchant").then_some(merchant_config),
                 facilitator: wants("facilitator"),
+                agent: None,
                 clock,
                 label: "sandbox chain",
             },
@@ -178,14 +209,6 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     }
 
     let settings = settings(&args)?;
-    if settings.has(Role::Agent)
-        && !settings.has(Role::Merchant)
-        && !settings.has(Role::Facilitator)
-    {
-        anyhow::bail!(
-            "the agent role is not served by this build yet; run --role merchant,facilitator"
-        );
-    }
     let data_key_text = settings
         .data_key
         .as_ref()
@@ -193,18 +216,31 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         .expose_secret()
         .to_owned();
     let key = DataKey::from_hex(&data_key_text).context("WORLDSTORE_DATA_KEY")?;
-    let url = database_url(settings.database_url.as_deref(), &settings.data_dir)?;
-    let store = SqlStore::open(&url, &key)
-        .await
-        .context("cannot open the database")?;
-    let signer = LocalSigner::from_hex(
-        settings
-            .treasury_key
-            .as_ref()
-            .context("FACILITATOR_PRIVATE_KEY")?
-            .expose_secret(),
-    )
-    .context("FACILITATOR_PRIVATE_KEY / WALLET_PRIVATE_KEY")?;
+    let agent_store = match settings.has(Role::Agent) {
+        false => None,
+        true => {
+            let default_dir = settings.data_dir.join("agent");
+            let url = database_url(settings.agent_database(), &default_dir)?;
+            Some(
+                SqlStore::open(&url, &key)
+                    .await
+                    .context("cannot open the agent's database")?,
+            )
+        }
+    };
+    let store = match &agent_store {
+        // The agent alone: its database is the only one.
+        Some(store) if !settings.has(Role::Merchant) && !settings.has(Role::Facilitator) => {
+            store.clone()
+        }
+        _ => {
+            let url = database_url(settings.database_url.as_deref(), &settings.data_dir)?;
+            SqlStore::open(&url, &key)
+                .await
+                .context("cannot open the database")?
+        }
+    };
+    let signer = chain_signer(&settings)?;
     let treasury = signer.address();
     let token = match settings.token {
         Some(address) => UsdcDeployment {
@@ -215,7 +251,7 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     };
     let rpc_url = settings.rpc_url.clone().context("RPC_PROVIDER_URL")?;
     let chain = Arc::new(
-        RpcChain::connect(RpcChainConfig::new(rpc_url, token, signer))
+        RpcChain::connect(RpcChainConfig::new(rpc_url, token.clone(), signer))
             .await
             .context("cannot use the chain: check the RPC URL, the network and the token")?,
     );
@@ -242,8 +278,30 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         )),
         delivery_poll_seconds: 60,
     };
+    let pay_to = merchant_config.pay_to;
     let merchant = settings.has(Role::Merchant).then_some(merchant_config);
     let facilitator = settings.has(Role::Facilitator);
+    let agent = match agent_store {
+        None => None,
+        Some(agent_store) => {
+            let merchant_url = worldstore::live::merchant_url(&settings, listener.local_addr()?)
+                .context("WORLDSTORE_API_URL / agent.merchant_url")?;
+            Some(
+                agent::live(
+                    &settings,
+                    agent::LiveParts {
+                        store: agent_store,
+                        chain: chain.clone(),
+                        token,
+                        merchant_url,
+                        pay_to,
+                        clock: clock.clone(),
+                    },
+                )
+                .await?,
+            )
+        }
+    };
     match (settings.commerce, &settings.crossmint) {
         (CommerceChoice::Crossmint, Some(crossmint)) => {
             let base_url = crossmint.base_url.parse().context("Crossmint base URL")?;
@@ -266,6 +324,7 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                     store,
                     merchant,
                     facilitator,
+                    agent,
                     clock,
                     label,
                 },
@@ -284,6 +343,7 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                     store,
                     merchant,
                     facilitator,
+                    agent,
                     clock,
                     label,
                 },
@@ -293,6 +353,30 @@ async fn serve(args: ServeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             .await
         }
     }
+}
+
+/// Signs the chain's transactions: the treasury. The agent alone never sends one (it only
+/// reads balances), so without a treasury key it gets a key derived from its master secret
+/// under a label of its own, never funded.
+fn chain_signer(settings: &Settings) -> anyhow::Result<LocalSigner> {
+    if let Some(key) = &settings.treasury_key {
+        return LocalSigner::from_hex(key.expose_secret())
+            .context("FACILITATOR_PRIVATE_KEY / WALLET_PRIVATE_KEY");
+    }
+    if settings.has(Role::Merchant) || settings.has(Role::Facilitator) {
+        anyhow::bail!("FACILITATOR_PRIVATE_KEY is not set");
+    }
+    let master = settings
+        .master_secret
+        .as_ref()
+        .context("WORLDSTORE_MASTER_SECRET is not set")?;
+    let master = MasterSecret::new(master.expose_secret().to_owned());
+    derive_wallet(
+        &master,
+        "worldstore/agent/read-only-chain-client",
+        settings.wallet_scheme,
+    )
+    .map_err(|e| anyhow!("WORLDSTORE_MASTER_SECRET: {e}"))
 }
 
 /// The sandbox fulfilment, with order ids unique to this run.
@@ -318,6 +402,7 @@ struct Services<C, M, S> {
     store: S,
     merchant: Option<MerchantConfig>,
     facilitator: bool,
+    agent: Option<AgentService>,
     clock: Clock,
     label: &'static str,
 }
@@ -338,6 +423,7 @@ where
         store,
         merchant,
         facilitator,
+        agent,
         clock,
         label,
     } = services;
@@ -361,22 +447,37 @@ where
         worker = Some(tokio::spawn(async move { m.work(id, stop_rx).await }));
         names.push("merchant");
     }
+    let mut notes = Vec::new();
+    let mut agent = agent;
+    if let Some(agent) = &mut agent {
+        app = app.merge(std::mem::take(&mut agent.router));
+        notes = std::mem::take(&mut agent.notes);
+        names.insert(0, "agent");
+        names.extend(agent.also_serves.iter().copied());
+    }
     if names.is_empty() {
-        anyhow::bail!("no role to serve: choose merchant and/or facilitator");
+        anyhow::bail!("no role to serve: choose agent, merchant and/or facilitator");
     }
     writeln!(
         out,
         "{} ({label}) listening on http://{address}",
         names.join(" + ")
     )?;
+    for note in notes {
+        writeln!(out, "  {note}")?;
+    }
     out.flush()?;
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
-        .await?;
+        .await;
     let _ = stop_tx.send(true);
+    if let Some(agent) = agent {
+        agent.stop().await;
+    }
     if let Some(worker) = worker {
         let _ = worker.await;
     }
+    served?;
     Ok(())
 }
 
