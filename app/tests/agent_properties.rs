@@ -541,14 +541,16 @@ impl Case {
                 prop_assert_eq!(
                     user.confirmed.get(&order),
                     Some(&quote.total),
-                    "{} paid order {order} ({} USDC) without confirming that quote; confirmed: {:?}",
+                    "{} paid order {} ({} USDC) without confirming that quote; confirmed: {:?}",
                     user.key,
+                    &order,
                     quote.total,
                     user.confirmed
                 );
                 prop_assert!(
                     paid_orders.insert(order.clone()),
-                    "order {order} paid twice"
+                    "order {} paid twice",
+                    &order
                 );
                 if status != "refunded" {
                     kept = kept.checked_add(quote.total).ok_or_else(|| fail("overflow"))?;
@@ -557,8 +559,10 @@ impl Case {
             prop_assert_eq!(
                 spent,
                 kept,
-                "{}'s agent wallet spent {spent} USDC on chain, its paid checkouts total {kept} USDC",
-                user.key
+                "{}'s agent wallet spent {} USDC on chain, its paid checkouts total {} USDC",
+                user.key,
+                &spent,
+                &kept
             );
             paid_by_all += paid_orders.len();
             spent_by_all = spent_by_all
@@ -608,9 +612,10 @@ impl Case {
                             && !text.contains(&format!("order {secret}:"));
                         prop_assert!(
                             echoed,
-                            "{} was sent {}'s {secret:?}:\n{}",
+                            "{} was sent {}'s {:?}:\n{}",
                             model.key,
                             other.key,
+                            &secret,
                             as_text(&message)
                         );
                     }
@@ -640,13 +645,17 @@ fn run(scenario: &Scenario) -> Result<usize, TestCaseError> {
         for (user, input) in &scenario.steps {
             paid = case.act(*user, input).await?;
         }
+        if std::env::var_os("AGENT_PROPERTIES_STATS").is_some() {
+            eprintln!("case: {} steps, {paid} paid", scenario.steps.len());
+        }
         Ok(paid)
     })
 }
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 32,
+        // 32 worlds take seconds; PROPTEST_CASES=1000 for a longer hunt.
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(32),
         max_shrink_time: 120_000,
         ..ProptestConfig::default()
     })]
