@@ -93,9 +93,16 @@ enum Input {
     /// Approves the latest funding request in their own wallet (nothing when there is none).
     Approve,
     /// Asks about an order of another user (`order <id>` or `where is order <id>`).
-    OtherUsersOrder { other: usize, which: usize, plain: bool },
+    OtherUsersOrder {
+        other: usize,
+        which: usize,
+        plain: bool,
+    },
     /// Free text naming another user's name or email.
-    MentionOther { other: usize, email: bool },
+    MentionOther {
+        other: usize,
+        email: bool,
+    },
     /// Time passes (not a message; `user` is ignored).
     Wait(u64),
 }
@@ -108,9 +115,7 @@ struct Scenario {
 }
 
 fn input() -> impl Strategy<Value = Input> {
-    let say = |texts: &'static [&'static str]| {
-        proptest::sample::select(texts).prop_map(Input::Say)
-    };
+    let say = |texts: &'static [&'static str]| proptest::sample::select(texts).prop_map(Input::Say);
     let menu = prop_oneof![
         3 => Just(MenuPick::OwnLatest),
         2 => any::<usize>().prop_map(MenuPick::OwnAny),
@@ -413,7 +418,9 @@ impl Case {
                     }
                     MenuPick::MadeUp => None,
                 };
-                let menu_id = menu.as_ref().map_or("menu-999".to_owned(), |m| m.id.clone());
+                let menu_id = menu
+                    .as_ref()
+                    .map_or("menu-999".to_owned(), |m| m.id.clone());
                 let action_id = match (action, &menu) {
                     (ActionPick::Nth(i), Some(m)) if !m.actions.is_empty() => {
                         m.actions[i % m.actions.len()].id.clone()
@@ -423,7 +430,11 @@ impl Case {
                 };
                 InboundContent::Intent { menu_id, action_id }
             }
-            Input::OtherUsersOrder { other, which, plain } => {
+            Input::OtherUsersOrder {
+                other,
+                which,
+                plain,
+            } => {
                 let other = others[other % others.len()];
                 let ids = self.order_ids(other).await?;
                 let id = match ids.get(which % ids.len().max(1)) {
@@ -478,10 +489,7 @@ impl Case {
                 let confirms = self.quote_confirmed_by(user, &content).await?;
                 let key = self.users[user].key.clone();
                 let id = format!("prop-{}", self.step);
-                self.agent
-                    .receive(&key, &id, content)
-                    .await
-                    .map_err(fail)?;
+                self.agent.receive(&key, &id, content).await.map_err(fail)?;
                 if let Some(quote) = confirms {
                     self.users[user]
                         .confirmed
@@ -506,13 +514,7 @@ impl Case {
         let mut paid_by_all = 0;
         for user in &self.users {
             let address = self.agent.wallet_address(&user.key).map_err(fail)?;
-            let balance = usdc(
-                self.world
-                    .chain
-                    .usdc_balance(address)
-                    .await
-                    .map_err(fail)?,
-            )?;
+            let balance = usdc(self.world.chain.usdc_balance(address).await.map_err(fail)?)?;
             let spent = user.funded.checked_sub(balance).ok_or_else(|| {
                 fail(format!(
                     "{} holds {balance} USDC, more than the {} USDC ever sent to it",
@@ -553,7 +555,9 @@ impl Case {
                     &order
                 );
                 if status != "refunded" {
-                    kept = kept.checked_add(quote.total).ok_or_else(|| fail("overflow"))?;
+                    kept = kept
+                        .checked_add(quote.total)
+                        .ok_or_else(|| fail("overflow"))?;
                 }
             }
             prop_assert_eq!(
@@ -597,7 +601,9 @@ impl Case {
         for (reader, model) in self.users.iter().enumerate() {
             for message in self.messages(reader) {
                 let text = as_text(&message).to_lowercase();
-                let fields = serde_json::to_string(&message).map_err(fail)?.to_lowercase();
+                let fields = serde_json::to_string(&message)
+                    .map_err(fail)?
+                    .to_lowercase();
                 for (owner, other) in self.users.iter().enumerate() {
                     if owner == reader {
                         continue;
@@ -679,9 +685,23 @@ fn a_confirmed_purchase_is_observed_as_paid_and_passes_the_checks() {
         (0, Input::Profile),
         (0, Input::Say("search usb-c cable")),
         (0, Input::Say("buy 1")),
-        (1, Input::OtherUsersOrder { other: 0, which: 0, plain: true }),
+        (
+            1,
+            Input::OtherUsersOrder {
+                other: 0,
+                which: 0,
+                plain: true,
+            },
+        ),
         (0, Input::Say("yes")),
-        (1, Input::OtherUsersOrder { other: 0, which: 1, plain: true }),
+        (
+            1,
+            Input::OtherUsersOrder {
+                other: 0,
+                which: 1,
+                plain: true,
+            },
+        ),
     ];
     let paid = run(&Scenario {
         faucets: vec![100, 0],
@@ -689,4 +709,41 @@ fn a_confirmed_purchase_is_observed_as_paid_and_passes_the_checks() {
     })
     .unwrap();
     assert_eq!(paid, 1);
+}
+
+/// Found by the property (shrunk case): with a quote on screen, the user asks to delete
+/// their profile and answers the deletion question "yes". That "yes" paid for the quote.
+#[test]
+fn a_yes_to_the_profile_deletion_question_pays_for_nothing() {
+    let steps = vec![
+        (1, Input::Profile),
+        (1, Input::Say("buy B0THY26GXD")),
+        (1, Input::Say("delete my profile")),
+        (1, Input::Say("yes")),
+    ];
+    let paid = run(&Scenario {
+        faucets: vec![5, 100],
+        steps,
+    })
+    .unwrap();
+    assert_eq!(paid, 0);
+}
+
+/// A quote replaced by a newer one: a tap on the older quote's "Confirm and pay" must not
+/// pay the newer quote, whose price that menu never showed.
+#[test]
+fn confirming_a_replaced_quote_pays_for_nothing() {
+    let steps = vec![
+        (0, Input::Profile),                   // main menu (menu-1)
+        (0, Input::Say("search usb-c cable")), // quick-buy menu (menu-2)
+        (0, Input::Say("buy 1")),              // quote 1 and its confirmation (menu-3)
+        (0, Input::Say("buy 2")),              // quote 2 and its confirmation (menu-4)
+        (0, Input::Tap(MenuPick::OwnAny(2), ActionPick::Confirm)),
+    ];
+    let paid = run(&Scenario {
+        faucets: vec![100, 0],
+        steps,
+    })
+    .unwrap();
+    assert_eq!(paid, 0);
 }
