@@ -128,15 +128,15 @@ fn input() -> impl Strategy<Value = Input> {
         1 => Just(ActionPick::Bogus),
     ];
     prop_oneof![
-        4 => say(&["search usb-c cable", "search charger", "search notebook", "search nothing-like-it"]),
-        3 => say(&["buy 1", "buy 2", "buy 3", "buy 5"]),
+        5 => say(&["search usb-c cable", "search charger", "search notebook", "search nothing-like-it"]),
+        5 => say(&["buy 1", "buy 2", "buy 3", "buy 5"]),
         2 => say(&["buy B0THY26GXD", "buy B054PE208C", "buy B0BSZBC3R5", "buy B000000000"]),
-        4 => say(&["yes", "ok", "Yes!", "confirm"]),
+        5 => say(&["yes", "ok", "Yes!", "confirm"]),
         2 => say(&["no", "cancel"]),
         3 => say(&["1", "2", "3", "4", "5", "6"]),
         5 => (menu, action).prop_map(|(m, a)| Input::Tap(m, a)),
         2 => Just(Input::Approve),
-        3 => Just(Input::Profile),
+        5 => Just(Input::Profile),
         2 => say(&["my orders", "where is my order", "balance", "my profile"]),
         1 => say(&["/clear", "/menu", "delete my profile", "hi", "what can you do?"]),
         2 => (any::<usize>(), any::<usize>(), any::<bool>())
@@ -742,6 +742,32 @@ fn confirming_a_replaced_quote_pays_for_nothing() {
     ];
     let paid = run(&Scenario {
         faucets: vec![100, 0],
+        steps,
+    })
+    .unwrap();
+    assert_eq!(paid, 0);
+}
+
+/// Found by the property (shrunk case), NOT FIXED yet: the second quote request is still
+/// waiting in the outbox (retried later) when the user taps the first quote's "Confirm and
+/// pay". The confirmation queues behind that request on the user's ordering key, the new
+/// quote arrives and is presented, and then the queued confirmation is applied to it: the
+/// second quote is paid although the user never saw it before confirming. A confirmation
+/// must name the quote it answers (the menu's quote / order id) and the driver must apply
+/// it only to that quote. Run with `--run-ignored all` once fixed.
+#[test]
+#[ignore = "known bug: a queued confirmation is applied to whichever quote is active when it runs"]
+fn a_confirmation_given_before_a_newer_quote_arrives_does_not_pay_that_quote() {
+    let steps = vec![
+        (1, Input::Say("search usb-c cable")),
+        (1, Input::Profile),
+        (1, Input::Say("buy 1")),
+        (1, Input::Say("buy 1")),
+        (1, Input::Tap(MenuPick::OwnLatest, ActionPick::Confirm)),
+        (0, Input::Wait(600)),
+    ];
+    let paid = run(&Scenario {
+        faucets: vec![0, 100],
         steps,
     })
     .unwrap();
