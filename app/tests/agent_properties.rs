@@ -748,15 +748,11 @@ fn confirming_a_replaced_quote_pays_for_nothing() {
     assert_eq!(paid, 0);
 }
 
-/// Found by the property (shrunk case), NOT FIXED yet: the second quote request is still
-/// waiting in the outbox (retried later) when the user taps the first quote's "Confirm and
-/// pay". The confirmation queues behind that request on the user's ordering key, the new
-/// quote arrives and is presented, and then the queued confirmation is applied to it: the
-/// second quote is paid although the user never saw it before confirming. A confirmation
-/// must name the quote it answers (the menu's quote / order id) and the driver must apply
-/// it only to that quote. Run with `--run-ignored all` once fixed.
+/// Found by the property (shrunk case): the second quote request is still waiting in the
+/// outbox (retried later) when the user taps the first quote's "Confirm and pay". The
+/// confirmation queued behind that request on the user's ordering key and, once the new
+/// quote arrived, was applied to it: a quote the user had not seen was paid.
 #[test]
-#[ignore = "known bug: a queued confirmation is applied to whichever quote is active when it runs"]
 fn a_confirmation_given_before_a_newer_quote_arrives_does_not_pay_that_quote() {
     let steps = vec![
         (1, Input::Say("search usb-c cable")),

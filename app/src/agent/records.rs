@@ -28,6 +28,13 @@ pub struct ConversationDoc {
     pub checkouts_started: u64,
     /// A product chosen before the profile could ship an order: bought once it can.
     pub awaiting_profile: Option<Asin>,
+    /// The checkout whose quote (and confirmation menu) the user was shown last.
+    #[serde(default)]
+    pub quoted_checkout: Option<Key>,
+    /// The checkout a confirmation answers: the one quoted when the user said yes. A
+    /// confirmation still queued when a newer quote arrives does not pay that newer quote.
+    #[serde(default)]
+    pub confirming: Option<Key>,
 }
 
 /// The merchant's bearer token for one order. Never formatted.
