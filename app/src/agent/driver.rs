@@ -105,6 +105,9 @@ impl<P: AgentPorts> Agent<P> {
                         }),
                     )
                     .map_err(|e| AgentError::Rejected(e.to_string()))?;
+                if effects.contains(&conversation::Effect::ConfirmPurchase) {
+                    doc.confirming = doc.quoted_checkout.clone();
+                }
                 staged.effects = effects;
                 Ok(())
             })
@@ -311,10 +314,27 @@ impl<P: AgentPorts> Agent<P> {
         user: &Key,
         presentations: Vec<Presentation>,
     ) -> Result<(), AgentError> {
+        self.present_for(user, None, presentations).await
+    }
+
+    /// [`Self::present`] for checkout `from`: a quote among `presentations` becomes the
+    /// one a confirmation answers.
+    pub(crate) async fn present_for(
+        &self,
+        user: &Key,
+        from: Option<&Key>,
+        presentations: Vec<Presentation>,
+    ) -> Result<(), AgentError> {
         if presentations.is_empty() {
             return Ok(());
         }
         self.with_conversation(user, None, |doc, staged, now| {
+            if presentations
+                .iter()
+                .any(|p| matches!(p, Presentation::Quote { .. }))
+            {
+                doc.quoted_checkout = from.cloned();
+            }
             for p in &presentations {
                 let effects = doc
                     .machine
@@ -436,6 +456,21 @@ impl<P: AgentPorts> Agent<P> {
         })
         .await?;
         Ok(true)
+    }
+
+    pub(crate) async fn conversation_doc(
+        &self,
+        user: &Key,
+    ) -> Result<Option<ConversationDoc>, AgentError> {
+        let record = self
+            .inner
+            .store
+            .load_machine(MachineKind::Conversation, user)
+            .await?;
+        Ok(match record {
+            Some(r) => Some(ConversationDoc::decode(&r)?),
+            None => None,
+        })
     }
 
     pub(crate) async fn active_checkout(&self, user: &Key) -> Result<Option<Key>, AgentError> {

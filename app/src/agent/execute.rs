@@ -222,7 +222,16 @@ impl<P: AgentPorts> Agent<P> {
                 } else {
                     checkout::Input::Decline
                 };
-                let applied = match self.active_checkout(user).await? {
+                // A yes answers the quote shown when it was given, and only while that
+                // purchase is still the active one.
+                let target = match self.conversation_doc(user).await? {
+                    Some(doc) if matches!(effect, E::ConfirmPurchase) => doc
+                        .confirming
+                        .filter(|id| doc.active_checkout.as_ref() == Some(id)),
+                    Some(doc) => doc.active_checkout,
+                    None => None,
+                };
+                let applied = match target {
                     Some(id) => self.checkout_input(&id, input, |_, _| {}).await?,
                     None => false,
                 };
@@ -399,7 +408,7 @@ impl<P: AgentPorts> Agent<P> {
                     None => (None, self.funding_network()),
                 };
                 let shown = presentations(&notice, order_id.as_deref(), network);
-                Ok(self.present(user, shown).await?)
+                Ok(self.present_for(user, Some(id), shown).await?)
             }
         }
     }

@@ -32,6 +32,13 @@ pub struct ConversationDoc {
     /// Spending limits the user set for themselves (below the configured ones).
     #[serde(default)]
     pub limits: SpendingLimits,
+    /// The checkout whose quote (and confirmation menu) the user was shown last.
+    #[serde(default)]
+    pub quoted_checkout: Option<Key>,
+    /// The checkout a confirmation answers: the one quoted when the user said yes. A
+    /// confirmation still queued when a newer quote arrives does not pay that newer quote.
+    #[serde(default)]
+    pub confirming: Option<Key>,
 }
 
 /// The merchant's bearer token for one order. Never formatted.

@@ -330,19 +330,23 @@ impl Conversation {
                 ))],
             };
         }
-        // A clear yes or no answers the latest confirmation menu.
-        if self
+        // A clear yes or no answers the latest confirmation menu with its first or second
+        // action: what that menu asks (a purchase, deleting the profile), nothing else.
+        if let Some(menu) = self
             .menus
             .last()
-            .is_some_and(|m| m.kind == MenuKind::Confirm && now < m.expires_at)
+            .filter(|m| m.kind == MenuKind::Confirm && now < m.expires_at)
         {
-            if is_yes(&lower) {
-                self.menus.pop();
-                return vec![Effect::ConfirmPurchase];
-            }
-            if is_no(&lower) {
-                self.menus.pop();
-                return vec![Effect::DeclinePurchase];
+            let answer = if is_yes(&lower) {
+                menu.actions.first()
+            } else if is_no(&lower) {
+                menu.actions.get(1)
+            } else {
+                None
+            };
+            if let Some(action) = answer {
+                let (menu_id, action_id) = (menu.id.clone(), action.id.clone());
+                return self.intent(now, &menu_id, &action_id);
             }
         }
         let request = self.request();
@@ -581,6 +585,10 @@ impl Conversation {
                         label: "Cancel".into(),
                     },
                 ];
+                // A new quote replaces the one before it (the checkout it belonged to was
+                // declined when this one started): the older quote's menu must not confirm
+                // this purchase, whose price it never showed.
+                self.menus.retain(|m| !is_purchase_confirmation(m));
                 effects.push(self.menu(now, MenuKind::Confirm, text, actions));
                 effects
             }
@@ -670,6 +678,11 @@ fn amounts_in_own_words(limits: &SpendingLimits, said: &str) -> Result<(), ToolE
         }
     }
     Ok(())
+}
+
+/// A quote's confirmation menu (the other confirmation asks to delete the profile).
+fn is_purchase_confirmation(menu: &Menu) -> bool {
+    menu.kind == MenuKind::Confirm && menu.action("confirm").is_some()
 }
 
 fn is_greeting(text: &str) -> bool {

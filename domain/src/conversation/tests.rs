@@ -332,6 +332,51 @@ fn a_quote_is_confirmed_only_by_the_user_answering_its_menu() {
 }
 
 #[test]
+fn a_yes_to_the_profile_deletion_question_deletes_the_profile_and_pays_nothing() {
+    let mut h = Harness::started();
+    h.handle(Input::Present(Presentation::Quote {
+        text: "Earbuds 12.34 + 0.31 fee = 12.65 USDC on base-sepolia".into(),
+        card: None,
+    }))
+    .unwrap();
+    let _asked = h.conversation.ask_to_delete_profile(h.now);
+    let effects = h.say("yes");
+    assert!(effects.contains(&Effect::DeleteProfile), "{effects:?}");
+    assert!(!effects.contains(&Effect::ConfirmPurchase), "{effects:?}");
+    // The quote's own menu is the latest again, and still answers for the purchase.
+    assert!(h.say("yes").contains(&Effect::ConfirmPurchase));
+}
+
+#[test]
+fn a_newer_quote_retires_the_confirmation_menu_of_the_quote_before_it() {
+    let mut h = Harness::started();
+    let quote = |text: &str| {
+        Input::Present(Presentation::Quote {
+            text: text.into(),
+            card: None,
+        })
+    };
+    let first = h.handle(quote("Earbuds: 12.65 USDC")).unwrap();
+    let stale = menus(&first)[0].id.clone();
+    let second = h.handle(quote("Headphones: 44.19 USDC")).unwrap();
+    let fresh = menus(&second)[0].id.clone();
+    let effects = h.send(InboundContent::Intent {
+        menu_id: stale,
+        action_id: "confirm".into(),
+    });
+    assert!(!effects.contains(&Effect::ConfirmPurchase), "{effects:?}");
+    assert_eq!(
+        texts(&effects),
+        ["I did not send that menu. Send /menu for a fresh one."]
+    );
+    let effects = h.send(InboundContent::Intent {
+        menu_id: fresh,
+        action_id: "confirm".into(),
+    });
+    assert!(effects.contains(&Effect::ConfirmPurchase));
+}
+
+#[test]
 fn stale_brain_answers_are_rejected() {
     let mut h = Harness::started();
     let request = brain_request(&h.say("hello there, what can you do")).unwrap();
