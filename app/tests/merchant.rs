@@ -528,6 +528,30 @@ async fn failed_fulfilment_after_settlement_refunds_the_buyer_on_chain() {
 }
 
 #[tokio::test]
+async fn the_payment_that_paid_an_order_repeated_after_its_window_gets_the_same_answer() {
+    let r = start(&[]).await;
+    let quote = r.post(&body(HEADPHONES, "Pat Lee"), None).await;
+    let payment = r.sign(&quote, 2, 4);
+    let before = r.balance(r.buyer.address()).await;
+    let first = r.post(&body(HEADPHONES, "Pat Lee"), Some(&payment)).await;
+    assert_eq!(first.status, 200);
+    // The buyer crashed before recording the answer and retries an hour later, after the
+    // authorization's window closed (and the offer's): the same settlement, nothing moves.
+    r.advance(3600);
+    let late = r.post(&body(HEADPHONES, "Pat Lee"), Some(&payment)).await;
+    assert_eq!(late.status, 200, "{}", late.json);
+    assert_eq!(first.json["transaction"], late.json["transaction"]);
+    assert_eq!(
+        r.balance(r.buyer.address()).await,
+        before - U256::from(HEADPHONES_TOTAL)
+    );
+    // A different authorization for the paid order is still refused.
+    let other = r.sign(&quote, 2, 5);
+    let refused = r.post(&body(HEADPHONES, "Pat Lee"), Some(&other)).await;
+    assert_eq!(refused.status, 402);
+}
+
+#[tokio::test]
 async fn unpaid_offers_expire_and_refuse_late_payments() {
     let r = start(&[]).await;
     let quote = r.post(&body(HEADPHONES, "Pat Lee"), None).await;

@@ -509,6 +509,28 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
         self.pay_order(&order_id, payload).await
     }
 
+    /// The payment that paid this order, presented again after its window closed (a buyer
+    /// that crashed after paying and retried late): checked as of the last moment it could
+    /// be settled, the signature and every static rule included, it gets the answer it got
+    /// before. Nothing moves.
+    fn late_repeat(
+        &self,
+        order_id: &Key,
+        doc: &MerchantOrder,
+        payload: &PaymentPayload,
+        requirements: &PaymentRequirements,
+    ) -> Option<PayAnswer> {
+        if matches!(doc.settlement, Settlement::AwaitingPayment(_)) {
+            return None;
+        }
+        let valid_before = payload.exact().authorization.valid_before;
+        let last_moment = u64::try_from(valid_before)
+            .ok()?
+            .checked_sub(worldstore_domain::x402::verify::MIN_SECONDS_TO_SETTLE)?;
+        let signed = check_offline(payload, requirements, &self.policy, last_moment).ok()?;
+        (doc.paid_with == Some(signed.nonce_key())).then(|| self.accepted_answer(order_id, doc))
+    }
+
     async fn latest_order_of(&self, buyer: &Key) -> Result<Option<Key>, OrderError> {
         let records = self
             .store
@@ -552,6 +574,9 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
         let signed = match check_offline(payload, &requirements, &self.policy, now) {
             Ok(signed) => signed,
             Err(refusal) => {
+                if let Some(answer) = self.late_repeat(order_id, &doc, payload, &requirements) {
+                    return Ok(answer);
+                }
                 tracing::info!(order = %order_id, reason = %refusal.reason, "payment refused");
                 return Ok(refused(refusal));
             }
