@@ -60,6 +60,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A SQLite connection is a file handle in this process: it cannot go stale the
+            // way a network connection can, so the ping before each use is a wasted round
+            // trip to the connection's worker thread.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options)
             .await
