@@ -474,15 +474,10 @@ impl<P: AgentPorts> Agent<P> {
     }
 
     pub(crate) async fn active_checkout(&self, user: &Key) -> Result<Option<Key>, AgentError> {
-        let record = self
-            .inner
-            .store
-            .load_machine(MachineKind::Conversation, user)
-            .await?;
-        Ok(match record {
-            Some(r) => ConversationDoc::decode(&r)?.active_checkout,
-            None => None,
-        })
+        Ok(self
+            .conversation_doc(user)
+            .await?
+            .and_then(|doc| doc.active_checkout))
     }
 
     /// After a profile edit: buys the product chosen while the profile was incomplete.
