@@ -834,6 +834,22 @@ async fn a_hung_rpc_node_times_out_into_an_unexpected_error() {
         assert!(status.success());
     };
     stop("-STOP");
+    // kill returns once the signal is sent; wait until the kernel shows the node stopped
+    // (state T) so no request can still be answered.
+    let stopped = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit_once(") ")
+                    .map(|(_, rest)| rest.starts_with('T'))
+            })
+            .unwrap_or(false)
+    };
+    let waiting = std::time::Instant::now();
+    while !stopped() && waiting.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(stopped(), "anvil did not stop");
     let started = std::time::Instant::now();
     let verdict = w.verify(&valid).await;
     let settled = w.settle(&valid).await;
