@@ -44,13 +44,7 @@ fn resident_bytes() -> u64 {
 
 fn recordings() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/conversations");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("fixtures/conversations")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "chat"))
-        .collect();
-    files.sort();
-    files
+    worldstore::replay::recordings(&dir).expect("fixtures/conversations")
 }
 
 async fn turns_per_second(rounds: usize) {

@@ -8,13 +8,7 @@ use worldstore::replay::replay_file;
 
 fn recordings() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/conversations");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "chat"))
-        .collect();
-    files.sort();
-    files
+    worldstore::replay::recordings(&dir).unwrap()
 }
 
 #[test]

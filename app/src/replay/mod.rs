@@ -430,11 +430,7 @@ pub async fn replay_rounds(
             let mut step = step.clone();
             step.action.rename(|user| format!("{user}-r{round}"));
             brain.answer_with(&step.model);
-            let crashes = script
-                .steps
-                .get(i + 1)
-                .is_some_and(|next| next.action == Action::Crash);
-            run.act(&step, crashes).await?;
+            run.act(&step, script.crash_follows(i)).await?;
             if step.action.is_turn() {
                 measured.turns += 1;
             }
@@ -455,11 +451,7 @@ pub async fn replay(script: &Script, data_dir: &Path) -> Result<Outcome, ReplayE
     let mut outcome = Outcome::default();
     for (i, step) in script.steps.iter().enumerate() {
         brain.answer_with(&step.model);
-        let crashes = script
-            .steps
-            .get(i + 1)
-            .is_some_and(|next| next.action == Action::Crash);
-        if let Some(problem) = run.act(step, crashes).await? {
+        if let Some(problem) = run.act(step, script.crash_follows(i)).await? {
             outcome.differences.push(problem);
         }
         if step.action.is_turn() {
@@ -498,6 +490,19 @@ pub async fn replay(script: &Script, data_dir: &Path) -> Result<Outcome, ReplayE
     outcome.usage = brain.usage();
     outcome.purchases = purchases(&run).await?;
     Ok(outcome)
+}
+
+/// The recordings (`*.chat`) in `dir`, by name.
+pub fn recordings(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "chat") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Reads the recording at `path`.

@@ -162,6 +162,14 @@ fn action(line: usize, rest: &str) -> Result<Action, ScriptError> {
 }
 
 impl Script {
+    /// Whether the step after step `i` is a crash: then step `i`'s input is taken in and the
+    /// process dies before running it.
+    pub fn crash_follows(&self, i: usize) -> bool {
+        self.steps
+            .get(i + 1)
+            .is_some_and(|next| next.action == Action::Crash)
+    }
+
     pub fn parse(text: &str) -> Result<Self, ScriptError> {
         let mut script = Script::default();
         let mut pending: Vec<String> = Vec::new();
