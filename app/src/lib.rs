@@ -12,6 +12,7 @@
 //! - [`replay`]: recorded conversations replayed through the real machines.
 
 pub mod agent;
+pub mod body_limit;
 pub mod brain;
 pub mod config;
 pub mod facilitator;

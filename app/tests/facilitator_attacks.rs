@@ -634,7 +634,16 @@ async fn malformed_bodies_are_400_never_500() {
             .send()
             .await;
         match answer {
-            Ok(response) => assert_eq!(response.status().as_u16(), 413, "{path} 1 MiB body"),
+            Ok(response) => {
+                assert_eq!(response.status().as_u16(), 413, "{path} 1 MiB body");
+                // The rest of the body is still on the wire: the server closes the connection
+                // and says so, so the client never reuses it for the next request.
+                assert_eq!(
+                    response.headers().get("connection").map(|v| v.as_bytes()),
+                    Some(&b"close"[..]),
+                    "{path} 1 MiB body"
+                );
+            }
             Err(error) => assert!(
                 error.is_request() || error.is_body(),
                 "{path} 1 MiB body: {error}"

@@ -447,6 +447,22 @@ async fn malformed_requests_are_400_and_strangers_get_404() {
         assert_eq!(answer.status, 400, "{text} {headers:?}: {}", answer.json);
         assert!(answer.json["error"].is_string());
     }
+    // Over the size limit: refused unread, and the connection is closed (and said to be) so
+    // the client's next request goes on a fresh one and is answered.
+    let oversized = r
+        .client
+        .post(format!("{}/api/orders", r.url))
+        .header("content-type", "application/json")
+        .body(" ".repeat(100 * 1024))
+        .send()
+        .await;
+    match oversized {
+        Ok(response) => {
+            assert_eq!(response.status().as_u16(), 413);
+            assert_eq!(response.headers()["connection"], "close");
+        }
+        Err(error) => assert!(error.is_request() || error.is_body(), "{error}"),
+    }
     let mut wrong_state = body(HEADPHONES, "Pat Lee");
     wrong_state["physicalAddress"]["state"] = "XX".into();
     assert_eq!(r.post(&wrong_state, None).await.status, 400);

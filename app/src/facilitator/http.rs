@@ -25,12 +25,11 @@ where
     C: Chain + 'static,
     S: Store + 'static,
 {
-    Router::new()
+    let routes = Router::new()
         .route("/verify", post(verify::<C, S>))
         .route("/settle", post(settle::<C, S>))
-        .route("/supported", get(supported::<C, S>))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(facilitator)
+        .route("/supported", get(supported::<C, S>));
+    crate::body_limit::limit(routes, MAX_BODY_BYTES).with_state(facilitator)
 }
 
 fn parse(body: &[u8]) -> Result<FacilitatorRequest, String> {

@@ -34,13 +34,12 @@ where
     M: Commerce + 'static,
     S: Store + 'static,
 {
-    Router::new()
+    let routes = Router::new()
         .route("/api/orders", post(create::<C, M, S>))
         .route("/api/orders/{id}", get(status::<C, M, S>))
         .route("/health", get(health::<C, M, S>))
-        .route("/ready", get(ready::<C, M, S>))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(merchant)
+        .route("/ready", get(ready::<C, M, S>));
+    crate::body_limit::limit(routes, MAX_BODY_BYTES).with_state(merchant)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
