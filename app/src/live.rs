@@ -5,7 +5,7 @@
 //! [`LiveAgentSettings::from_settings`] turns checked [`Settings`] into what the agent
 //! needs; `serve` builds the ports and calls [`live_agent`].
 
-use crate::agent::{Agent, AgentConfig, AgentPorts};
+use crate::agent::{Agent, AgentConfig, AgentPorts, OrderClient};
 use crate::brain::{BrainChoice, BrainSettings};
 use crate::config::{Role, Settings};
 use crate::messengers::Messengers;
@@ -92,7 +92,8 @@ pub fn live_agent(
         master: MasterSecret::new(master.expose_secret().to_owned()),
         scheme: settings.wallet_scheme,
         wallet_id: crate::messengers::wallet_id,
-        merchant_url: parts.merchant_url,
+        merchant: OrderClient::new(parts.merchant_url)
+            .map_err(|e| crate::agent::AgentError::Port(e.to_string()))?,
         funds_poll: Duration::from_secs(15),
         order_poll: Duration::from_secs(60),
         worker: WorkerConfig::new(worker),

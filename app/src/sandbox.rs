@@ -18,7 +18,7 @@
 //!
 //! The chain lives in memory: a restarted sandbox keeps its database but not its balances.
 
-use crate::agent::{Agent, AgentConfig, AgentPorts, Channel, OwnWallet, Received};
+use crate::agent::{Agent, AgentConfig, AgentPorts, Channel, OrderClient, OwnWallet, Received};
 use crate::brain::{BrainChoice, BrainSettings};
 use crate::merchant::{Merchant, MerchantConfig};
 use crate::outbox::{Clock, WorkerConfig, now_unix};
@@ -146,6 +146,8 @@ pub struct SandboxWorld {
     merchant: Arc<SandboxMerchant>,
     pub chain: Arc<EmbeddedChain>,
     pub merchant_url: String,
+    /// The agents' HTTP client (pointed at `merchant_url` when an agent is built).
+    orders: OrderClient,
     pub treasury: Address,
     pub clock: Clock,
     /// When this world's (in-memory) chain started; names the faucet's once-per-chain marks.
@@ -261,11 +263,13 @@ impl SandboxWorld {
         let router = crate::merchant::router(merchant.clone());
         // Served by the caller; `start` replaces it with its own server task.
         let merchant_server = tokio::spawn(async {});
+        let orders = OrderClient::new(merchant_url.clone()).map_err(setup)?;
         let world = Self {
             config,
             merchant,
             chain,
             merchant_url,
+            orders,
             treasury,
             clock,
             chain_epoch: std::time::SystemTime::now()
@@ -334,7 +338,7 @@ impl SandboxWorld {
             master: self.master.clone(),
             scheme: DerivationScheme::Default,
             wallet_id: crate::messengers::wallet_id,
-            merchant_url: self.merchant_url.clone(),
+            merchant: self.orders.at(&self.merchant_url),
             funds_poll: self.config.funds_poll,
             order_poll: self.config.order_poll,
             worker: WorkerConfig {

@@ -206,15 +206,22 @@ impl SqliteStore {
         kind: MachineKind,
         sql: String,
         bind: &str,
-        limit: Option<i64>,
     ) -> StoreResult<Vec<MachineRecord>> {
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(bind.to_owned());
-        if let Some(limit) = limit {
-            query = query.bind(limit);
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(classify)?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(bind.to_owned())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
         rows.iter().map(|row| machine_from_row(row, kind)).collect()
     }
+}
+
+/// `LIMIT n` written into the SQL. A bound `LIMIT $n` makes SQLite plan with the bound
+/// value and mark the prepared statement to be compiled again whenever that parameter is
+/// bound anew, which is every time: the cached statement would be re-parsed on every use.
+/// Limits are the code's own constants, so each limit is one cached statement.
+fn limit_clause(limit: u32) -> String {
+    format!("LIMIT {limit}")
 }
 
 fn order_taken(write: &MachineWrite) -> StoreError {
@@ -248,13 +255,16 @@ fn machine_from_row(row: &SqliteRow, kind: MachineKind) -> StoreResult<MachineRe
     .decode(kind)
 }
 
-/// The claim of ready effects of `kinds` kinds, bound as `$1` worker, `$2` lease end,
-/// `$3` now, `$4` limit, then one placeholder per kind (`$5`, `$6`, ...). The kind filter
+/// The claim of at most `limit` ready effects of `kinds` kinds, bound as `$1` worker, `$2`
+/// lease end, `$3` now, then one placeholder per kind (`$4`, `$5`, ...). The kind filter
 /// with the repeated `state IN (...)` lets SQLite search the partial index
 /// `outbox_unfinished_by_kind`.
-fn claim_sql(kinds: usize) -> String {
+///
+/// The limit is written into the SQL ([`limit_clause`]), never bound: see there.
+fn claim_sql(kinds: usize, limit: u32) -> String {
+    let limit = limit_clause(limit);
     let kind_params = (0..kinds)
-        .map(|i| format!("${}", i + 5))
+        .map(|i| format!("${}", i + 4))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
@@ -265,7 +275,7 @@ fn claim_sql(kinds: usize) -> String {
              AND ((o.state = 'ready' AND o.available_at <= $3) OR (o.state = 'claimed' AND o.lease_until <= $3)) \
              AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
                              AND p.id < o.id AND p.state IN ('ready', 'claimed')) \
-           ORDER BY o.id LIMIT $4) \
+           ORDER BY o.id {limit}) \
          RETURNING {EFFECT_COLUMNS}"
     )
 }
@@ -433,10 +443,7 @@ impl Store for SqliteStore {
             "SELECT {MACHINE_COLUMNS} FROM {} WHERE id = $1",
             kind.table()
         );
-        Ok(self
-            .fetch_machines(kind, sql, id.as_str(), None)
-            .await?
-            .pop())
+        Ok(self.fetch_machines(kind, sql, id.as_str()).await?.pop())
     }
 
     async fn machines_of_user(
@@ -448,7 +455,7 @@ impl Store for SqliteStore {
             "SELECT {MACHINE_COLUMNS} FROM {} WHERE user_id = $1 ORDER BY updated_at, id",
             kind.table()
         );
-        self.fetch_machines(kind, sql, user.as_str(), None).await
+        self.fetch_machines(kind, sql, user.as_str()).await
     }
 
     async fn machine_by_order(
@@ -461,7 +468,7 @@ impl Store for SqliteStore {
             kind.table()
         );
         Ok(self
-            .fetch_machines(kind, sql, order_id.as_str(), None)
+            .fetch_machines(kind, sql, order_id.as_str())
             .await?
             .pop())
     }
@@ -473,11 +480,11 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<MachineRecord>> {
         let sql = format!(
-            "SELECT {MACHINE_COLUMNS} FROM {} WHERE status = $1 ORDER BY updated_at, id LIMIT $2",
-            kind.table()
+            "SELECT {MACHINE_COLUMNS} FROM {} WHERE status = $1 ORDER BY updated_at, id {}",
+            kind.table(),
+            limit_clause(limit)
         );
-        self.fetch_machines(kind, sql, status.as_str(), Some(i64::from(limit)))
-            .await
+        self.fetch_machines(kind, sql, status.as_str()).await
     }
 
     async fn is_processed(&self, inbound: &Key) -> StoreResult<bool> {
@@ -497,15 +504,16 @@ impl Store for SqliteStore {
     }
 
     async fn message_log(&self, conversation: &Key, limit: u32) -> StoreResult<Vec<LoggedMessage>> {
-        let rows = sqlx::query(
+        let sql = format!(
             "SELECT id, conversation_id, direction, at, sealed FROM messages \
-             WHERE conversation_id = $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(conversation.as_str())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
+             WHERE conversation_id = $1 ORDER BY id DESC {}",
+            limit_clause(limit)
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(conversation.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
         let mut log = rows
             .iter()
             .map(|row| {
@@ -563,17 +571,16 @@ impl Store for SqliteStore {
         }
         let now = to_i64(now, "time")?;
         let lease_until = to_i64(lease_until, "lease")?;
-        let mut tx = self.begin().await?;
-        let mut query = sqlx::query(AssertSqlSafe(claim_sql(kinds.len())))
+        // One statement: SQLite runs it as its own write transaction, taking the write lock
+        // before it reads, so no explicit BEGIN IMMEDIATE ... COMMIT is needed around it.
+        let mut query = sqlx::query(AssertSqlSafe(claim_sql(kinds.len(), limit)))
             .bind(worker.as_str())
             .bind(lease_until)
-            .bind(now)
-            .bind(i64::from(limit));
+            .bind(now);
         for kind in kinds {
             query = query.bind(*kind);
         }
-        let rows = query.fetch_all(&mut *tx).await.map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
+        let rows = query.fetch_all(&self.pool).await.map_err(classify)?;
         let mut claimed = rows
             .iter()
             .map(effect_from_row)
@@ -691,9 +698,9 @@ mod tests {
         // The claim's search goes through the kind index, not a scan of the outbox.
         let mut explain = sqlx::query(AssertSqlSafe(format!(
             "EXPLAIN QUERY PLAN {}",
-            claim_sql(1)
+            claim_sql(1, 10)
         )));
-        for value in ["w", "200", "100", "10", "agent.effect"] {
+        for value in ["w", "200", "100", "agent.effect"] {
             explain = explain.bind(value);
         }
         let plan: Vec<String> = explain

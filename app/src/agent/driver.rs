@@ -92,7 +92,6 @@ impl<P: AgentPorts> Agent<P> {
     ) -> Result<Received, AgentError> {
         let id = key(message_id)?;
         let inbound_key = key(&format!("in:{user}:{message_id}"))?;
-        self.inner.store.register_user(user, self.now()).await?;
         let done = self
             .with_conversation(user, Some(inbound_key), |doc, staged, now| {
                 let effects = doc
@@ -132,7 +131,11 @@ impl<P: AgentPorts> Agent<P> {
             let record = store.load_machine(MachineKind::Conversation, user).await?;
             let (mut doc, expected) = match &record {
                 Some(r) => (ConversationDoc::decode(r)?, Expected::At(r.revision)),
-                None => (ConversationDoc::default(), Expected::New),
+                None => {
+                    // First contact: the user's row exists from their first conversation on.
+                    store.register_user(user, now).await?;
+                    (ConversationDoc::default(), Expected::New)
+                }
             };
             let mut staged = Staged::default();
             let out = step(&mut doc, &mut staged, now)?;

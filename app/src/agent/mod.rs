@@ -77,8 +77,9 @@ pub struct AgentConfig {
     pub scheme: DerivationScheme,
     /// The name a user's wallet is derived under (see [`crate::messengers::wallet_id`]).
     pub wallet_id: fn(&Key) -> &str,
-    /// The merchant's order server, e.g. `http://127.0.0.1:8080`.
-    pub merchant_url: String,
+    /// The merchant's order server. Agents of one process share its connection pool (a
+    /// restarted agent in the sandbox does not build a new HTTP client).
+    pub merchant: OrderClient,
     /// How often checkouts awaiting funds look at their balance.
     pub funds_poll: Duration,
     /// How often paid orders are asked for news.
@@ -174,8 +175,7 @@ impl<P: AgentPorts> Agent<P> {
         config: AgentConfig,
         clock: Clock,
     ) -> Result<Self, AgentError> {
-        let orders = OrderClient::new(config.merchant_url.clone())
-            .map_err(|e| AgentError::Port(e.to_string()))?;
+        let orders = config.merchant.clone();
         Ok(Self {
             inner: Arc::new(Inner {
                 store,

@@ -217,6 +217,14 @@ impl OrderClient {
         })
     }
 
+    /// A client of the order server at `base` sharing this one's connection pool.
+    pub fn at(&self, base: &str) -> Self {
+        Self {
+            http: self.http.clone(),
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
     fn orders_url(&self) -> String {
         format!("{}/api/orders", self.base)
     }
