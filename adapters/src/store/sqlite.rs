@@ -5,19 +5,29 @@
 //! `FOR UPDATE SKIP LOCKED` for one process (writers queue on the lock, with a busy timeout,
 //! instead of failing on a lock upgrade). The database runs in WAL mode so readers do not
 //! block the writer.
+//!
+//! The port's operations run on one connection of this process, in the calling task,
+//! through rusqlite with cached prepared statements. Each operation is a few microseconds of
+//! SQLite work; handing every statement to a driver thread and waiting for its answer (as
+//! an async driver does) cost about ten times that, and the agent runs dozens of statements
+//! per user turn. Statements never wait on the network, so running them in place does not
+//! hold up other tasks longer than the work itself. A second process on the same file meets
+//! the busy timeout, as before. An sqlx pool on the same file stays for the migrations and
+//! for tools that want raw SQL ([`SqliteStore::pool`]).
 
 use super::codec::{
     self, EFFECT_COLUMNS, MACHINE_COLUMNS, MESSAGES, MONEY_EVENTS, OUTBOX, PROFILES, RawEffect,
-    RawMachine, RawMessage, RawMoneyEvent, col, to_i64,
+    RawMachine, RawMessage, RawMoneyEvent, to_i64,
 };
 use super::crypto::Sealer;
-use super::error::{classify, is_unique_violation};
+use super::error::classify;
 use super::{FaultHook, FaultPoint};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{AssertSqlSafe, Sqlite, SqlitePool, Transaction};
+use rusqlite::types::FromSql;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use worldstore_domain::ports::store::{
     ClaimedEffect, Commit, Committed, Conflict, EffectFailure, EffectId, Expected, Key,
@@ -26,10 +36,16 @@ use worldstore_domain::ports::store::{
 };
 use worldstore_domain::profile::Profile;
 
+/// How long a statement waits for another process's write lock before failing (transient).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// For migrations and raw SQL from tools and tests.
     pool: SqlitePool,
+    /// Where the port's operations run.
+    conn: Arc<Mutex<Connection>>,
     sealer: Sealer,
     fault: Option<FaultHook>,
 }
@@ -47,29 +63,120 @@ pub(crate) static MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-type Tx = Transaction<'static, Sqlite>;
+/// The file a `sqlite:` URL names (`sqlite://PATH?mode=rwc`, `sqlite:PATH`).
+fn file_of(url: &str) -> StoreResult<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StoreError::Fatal("a SQLite URL starts with sqlite:".into()))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Err(StoreError::Fatal(
+            "the SQLite store needs a database file (an in-memory database is not shared)".into(),
+        ));
+    }
+    Ok(path)
+}
+
+/// The port's view of a SQLite error: lock contention is transient, the rest fatal. The
+/// message comes from SQLite and never holds bound values.
+fn fail(error: rusqlite::Error) -> StoreError {
+    match &error {
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            StoreError::Transient(format!("database error {}: {error}", e.extended_code))
+        }
+        rusqlite::Error::SqliteFailure(e, _) => {
+            StoreError::Fatal(format!("database error {}: {error}", e.extended_code))
+        }
+        _ => StoreError::Fatal(format!("database error: {error}")),
+    }
+}
+
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(e, _)
+        if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+}
+
+/// Reads one column, reporting a value of the wrong type as a corrupt row.
+fn col<T: FromSql>(row: &Row<'_>, column: &str, table: &'static str, id: &str) -> StoreResult<T> {
+    row.get::<_, T>(column).map_err(|e| match e {
+        rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::InvalidColumnName(_) => StoreError::corrupt(
+            table,
+            id,
+            format!("column {column} has a value of the wrong type"),
+        ),
+        other => fail(other),
+    })
+}
+
+/// Rows of a query, each turned into `T` by `read` (whose errors are kept as they are).
+fn rows_of<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    mut read: impl FnMut(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut statement = conn.prepare_cached(sql).map_err(fail)?;
+    let mut rows = statement.query(params).map_err(fail)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(fail)? {
+        out.push(read(row)?);
+    }
+    Ok(out)
+}
+
+/// Runs a statement; returns how many rows it changed.
+fn run(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> StoreResult<usize> {
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.execute(params))
+        .map_err(fail)
+}
 
 impl SqliteStore {
     /// Opens (creating with `?mode=rwc`) the database file named by a `sqlite:` URL.
     pub async fn connect(url: &str, sealer: Sealer) -> StoreResult<Self> {
+        let path = file_of(url)?.to_owned();
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Fatal(format!("bad SQLite URL: {e}")))?
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(2)
             // A SQLite connection is a file handle in this process: it cannot go stale the
-            // way a network connection can, so the ping before each use is a wasted round
-            // trip to the connection's worker thread.
+            // way a network connection can, so the ping before each use is wasted.
             .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(BUSY_TIMEOUT)
+            // Opening the pool creates the file (`mode=rwc`) and puts it in WAL mode.
             .connect_with(options)
             .await
             .map_err(classify)?;
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(fail)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(fail)?;
+        conn.set_prepared_statement_cache_capacity(64);
         Ok(Self {
             pool,
+            conn: Arc::new(Mutex::new(conn)),
             sealer,
             fault: None,
         })
@@ -96,14 +203,30 @@ impl SqliteStore {
         }
     }
 
-    async fn begin(&self) -> StoreResult<Tx> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(classify)
+    /// The connection. A panic while it was held rolled its transaction back (the
+    /// transaction's drop), so the connection is sound even when the lock is poisoned.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn write_machine(tx: &mut Tx, write: &MachineWrite, now: i64) -> StoreResult<Revision> {
+    /// Runs `work` in one `BEGIN IMMEDIATE` transaction, committed when it returns `Ok`.
+    fn write<T>(&self, work: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        let out = work(&tx)?;
+        tx.commit().map_err(fail)?;
+        Ok(out)
+    }
+
+    fn write_machine(
+        tx: &Transaction<'_>,
+        write: &MachineWrite,
+        now: i64,
+    ) -> StoreResult<Revision> {
         let table = write.kind.table();
         let body = serde_json::to_string(&write.state.body)
             .map_err(|e| StoreError::Rejected(format!("state does not serialize: {e}")))?;
@@ -112,111 +235,112 @@ impl SqliteStore {
         match write.expected {
             Expected::New => {
                 let sql = format!(
-                    "INSERT INTO {table} ({MACHINE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8) \
+                    "INSERT INTO {table} ({MACHINE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8) \
                      ON CONFLICT DO NOTHING"
                 );
-                let done = sqlx::query(AssertSqlSafe(sql))
-                    .bind(write.id.as_str())
-                    .bind(user)
-                    .bind(order)
-                    .bind(write.index.status.as_str())
-                    .bind(&write.state.kind)
-                    .bind(i64::from(write.state.version))
-                    .bind(body)
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(classify)?;
-                if done.rows_affected() == 0 {
-                    return Err(Self::insert_conflict(tx, write).await);
+                let done = run(
+                    tx,
+                    &sql,
+                    params![
+                        write.id.as_str(),
+                        user,
+                        order,
+                        write.index.status.as_str(),
+                        &write.state.kind,
+                        i64::from(write.state.version),
+                        body,
+                        now
+                    ],
+                )?;
+                if done == 0 {
+                    return Err(Self::insert_conflict(tx, write));
                 }
                 Ok(Revision(1))
             }
             Expected::At(Revision(expected)) => {
                 let sql = format!(
-                    "UPDATE {table} SET user_id = $1, order_id = $2, status = $3, state_kind = $4, \
-                     state_version = $5, state = $6, revision = revision + 1, updated_at = $7 \
-                     WHERE id = $8 AND revision = $9"
+                    "UPDATE {table} SET user_id = ?1, order_id = ?2, status = ?3, state_kind = ?4, \
+                     state_version = ?5, state = ?6, revision = revision + 1, updated_at = ?7 \
+                     WHERE id = ?8 AND revision = ?9"
                 );
-                let done = sqlx::query(AssertSqlSafe(sql))
-                    .bind(user)
-                    .bind(order)
-                    .bind(write.index.status.as_str())
-                    .bind(&write.state.kind)
-                    .bind(i64::from(write.state.version))
-                    .bind(body)
-                    .bind(now)
-                    .bind(write.id.as_str())
-                    .bind(to_i64(expected, "revision")?)
-                    .execute(&mut **tx)
-                    .await;
+                let done = tx.prepare_cached(&sql).and_then(|mut statement| {
+                    statement.execute(params![
+                        user,
+                        order,
+                        write.index.status.as_str(),
+                        &write.state.kind,
+                        i64::from(write.state.version),
+                        body,
+                        now,
+                        write.id.as_str(),
+                        to_i64(expected, "revision").unwrap_or(i64::MAX)
+                    ])
+                });
                 match done {
-                    Ok(done) if done.rows_affected() == 1 => Ok(Revision(expected + 1)),
+                    Ok(1) => Ok(Revision(expected + 1)),
                     Ok(_) => Err(StoreError::Conflict(Conflict::RevisionMoved {
                         kind: write.kind,
                         id: write.id.clone(),
                         expected,
                     })),
                     Err(e) if is_unique_violation(&e) => Err(order_taken(write)),
-                    Err(e) => Err(classify(e)),
+                    Err(e) => Err(fail(e)),
                 }
             }
         }
     }
 
-    async fn insert_conflict(tx: &mut Tx, write: &MachineWrite) -> StoreError {
-        let sql = format!("SELECT 1 FROM {} WHERE id = $1", write.kind.table());
-        match sqlx::query(AssertSqlSafe(sql))
-            .bind(write.id.as_str())
-            .fetch_optional(&mut **tx)
-            .await
-        {
-            Ok(Some(_)) => StoreError::Conflict(Conflict::AlreadyExists {
+    fn insert_conflict(tx: &Transaction<'_>, write: &MachineWrite) -> StoreError {
+        let sql = format!("SELECT 1 FROM {} WHERE id = ?1", write.kind.table());
+        let found = tx.prepare_cached(&sql).and_then(|mut statement| {
+            statement
+                .query_row(params![write.id.as_str()], |_| Ok(()))
+                .optional()
+        });
+        match found {
+            Ok(Some(())) => StoreError::Conflict(Conflict::AlreadyExists {
                 kind: write.kind,
                 id: write.id.clone(),
             }),
             Ok(None) => order_taken(write),
-            Err(e) => classify(e),
+            Err(e) => fail(e),
         }
     }
 
-    async fn reserve(tx: &mut Tx, reservation: &NonceReservation, now: i64) -> StoreResult<()> {
+    fn reserve(tx: &Transaction<'_>, reservation: &NonceReservation, now: i64) -> StoreResult<()> {
         let c = codec::nonce_columns(&reservation.key);
-        let done = sqlx::query(
+        let done = run(
+            tx,
             "INSERT INTO nonce_reservations (chain_id, token, payer, nonce, order_id, reserved_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(c.chain_id)
-        .bind(c.token)
-        .bind(c.payer)
-        .bind(c.nonce)
-        .bind(reservation.order_id.as_str())
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(classify)?;
-        if done.rows_affected() == 0 {
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            params![
+                c.chain_id,
+                c.token,
+                c.payer,
+                c.nonce,
+                reservation.order_id.as_str(),
+                now
+            ],
+        )?;
+        if done == 0 {
             return Err(StoreError::Conflict(Conflict::NonceTaken(reservation.key)));
         }
         Ok(())
     }
 
-    async fn fetch_machines(
+    fn fetch_machines(
         &self,
         kind: MachineKind,
-        sql: String,
+        sql: &str,
         bind: &str,
     ) -> StoreResult<Vec<MachineRecord>> {
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(bind.to_owned())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
-        rows.iter().map(|row| machine_from_row(row, kind)).collect()
+        rows_of(&self.conn(), sql, params![bind], |row| {
+            machine_from_row(row, kind)
+        })
     }
 }
 
-/// `LIMIT n` written into the SQL. A bound `LIMIT $n` makes SQLite plan with the bound
+/// `LIMIT n` written into the SQL. A bound `LIMIT ?` makes SQLite plan with the bound
 /// value and mark the prepared statement to be compiled again whenever that parameter is
 /// bound anew, which is every time: the cached statement would be re-parsed on every use.
 /// Limits are the code's own constants, so each limit is one cached statement.
@@ -237,7 +361,7 @@ fn order_taken(write: &MachineWrite) -> StoreError {
     }
 }
 
-fn machine_from_row(row: &SqliteRow, kind: MachineKind) -> StoreResult<MachineRecord> {
+fn machine_from_row(row: &Row<'_>, kind: MachineKind) -> StoreResult<MachineRecord> {
     let table = kind.table();
     let id: String = col(row, "id", table, "?")?;
     let state: String = col(row, "state", table, &id)?;
@@ -255,24 +379,22 @@ fn machine_from_row(row: &SqliteRow, kind: MachineKind) -> StoreResult<MachineRe
     .decode(kind)
 }
 
-/// The claim of at most `limit` ready effects of `kinds` kinds, bound as `$1` worker, `$2`
-/// lease end, `$3` now, then one placeholder per kind (`$4`, `$5`, ...). The kind filter
+/// The claim of at most `limit` ready effects of `kinds` kinds, bound as `?1` worker, `?2`
+/// lease end, `?3` now, then one placeholder per kind (`?4`, `?5`, ...). The kind filter
 /// with the repeated `state IN (...)` lets SQLite search the partial index
-/// `outbox_unfinished_by_kind`.
-///
-/// The limit is written into the SQL ([`limit_clause`]), never bound: see there.
+/// `outbox_unfinished_by_kind`. The limit is written into the SQL ([`limit_clause`]).
 fn claim_sql(kinds: usize, limit: u32) -> String {
     let limit = limit_clause(limit);
     let kind_params = (0..kinds)
-        .map(|i| format!("${}", i + 4))
+        .map(|i| format!("?{}", i + 4))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "UPDATE outbox SET state = 'claimed', claimed_by = $1, lease_until = $2, attempts = attempts + 1 \
+        "UPDATE outbox SET state = 'claimed', claimed_by = ?1, lease_until = ?2, attempts = attempts + 1 \
          WHERE id IN (\
            SELECT o.id FROM outbox o \
            WHERE o.effect_kind IN ({kind_params}) AND o.state IN ('ready', 'claimed') \
-             AND ((o.state = 'ready' AND o.available_at <= $3) OR (o.state = 'claimed' AND o.lease_until <= $3)) \
+             AND ((o.state = 'ready' AND o.available_at <= ?3) OR (o.state = 'claimed' AND o.lease_until <= ?3)) \
              AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
                              AND p.id < o.id AND p.state IN ('ready', 'claimed')) \
            ORDER BY o.id {limit}) \
@@ -280,7 +402,7 @@ fn claim_sql(kinds: usize, limit: u32) -> String {
     )
 }
 
-fn effect_from_row(row: &SqliteRow) -> StoreResult<ClaimedEffect> {
+fn effect_from_row(row: &Row<'_>) -> StoreResult<ClaimedEffect> {
     let id: i64 = col(row, "id", OUTBOX, "?")?;
     let ids = id.to_string();
     let effect: String = col(row, "effect", OUTBOX, &ids)?;
@@ -299,138 +421,145 @@ fn effect_from_row(row: &SqliteRow) -> StoreResult<ClaimedEffect> {
 
 impl Store for SqliteStore {
     async fn register_user(&self, user: &Key, now: u64) -> StoreResult<()> {
-        sqlx::query("INSERT INTO users (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(user.as_str())
-            .bind(to_i64(now, "time")?)
-            .execute(&self.pool)
-            .await
-            .map_err(classify)?;
+        run(
+            &self.conn(),
+            "INSERT INTO users (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            params![user.as_str(), to_i64(now, "time")?],
+        )?;
         Ok(())
     }
 
     async fn save_profile(&self, user: &Key, profile: &Profile, now: u64) -> StoreResult<()> {
         let sealed = codec::seal_profile(&self.sealer, user, profile)?;
         let now = to_i64(now, "time")?;
-        let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO users (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(user.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        sqlx::query(
-            "INSERT INTO profiles (user_id, sealed, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (user_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
-        )
-        .bind(user.as_str())
-        .bind(sealed)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(classify)?;
-        tx.commit().await.map_err(classify)
+        self.write(|tx| {
+            run(
+                tx,
+                "INSERT INTO users (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![user.as_str(), now],
+            )?;
+            run(
+                tx,
+                "INSERT INTO profiles (user_id, sealed, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (user_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+                params![user.as_str(), sealed, now],
+            )?;
+            Ok(())
+        })
     }
 
     async fn load_profile(&self, user: &Key) -> StoreResult<Option<Profile>> {
-        let row = sqlx::query("SELECT sealed FROM profiles WHERE user_id = $1")
-            .bind(user.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(classify)?;
-        row.map(|row| {
-            let sealed: Vec<u8> = col(&row, "sealed", PROFILES, user.as_str())?;
-            codec::open_profile(&self.sealer, user, &sealed)
-        })
-        .transpose()
+        let sealed = rows_of(
+            &self.conn(),
+            "SELECT sealed FROM profiles WHERE user_id = ?1",
+            params![user.as_str()],
+            |row| col::<Vec<u8>>(row, "sealed", PROFILES, user.as_str()),
+        )?;
+        sealed
+            .first()
+            .map(|sealed| codec::open_profile(&self.sealer, user, sealed))
+            .transpose()
     }
 
     async fn delete_profile(&self, user: &Key) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM profiles WHERE user_id = $1")
-            .bind(user.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(classify)?;
-        Ok(done.rows_affected() > 0)
+        let done = run(
+            &self.conn(),
+            "DELETE FROM profiles WHERE user_id = ?1",
+            params![user.as_str()],
+        )?;
+        Ok(done > 0)
     }
 
     async fn commit(&self, commit: Commit, now: u64) -> StoreResult<Committed> {
         let now = to_i64(now, "time")?;
-        let mut tx = self.begin().await?;
-        if let Some(inbound) = &commit.inbound {
-            let done = sqlx::query(
-                "INSERT INTO processed_inbound (id, processed_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(inbound.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::Conflict(Conflict::DuplicateInbound(
-                    inbound.clone(),
-                )));
+        // Sealing and serializing happen before the write lock is taken.
+        let effects = commit
+            .effects
+            .iter()
+            .map(|effect| {
+                serde_json::to_string(&effect.effect.body)
+                    .map(|body| (effect, body))
+                    .map_err(|e| StoreError::Rejected(format!("effect does not serialize: {e}")))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let money = commit
+            .money_events
+            .iter()
+            .map(|event| codec::money_columns(event).map(|columns| (event, columns)))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let messages = commit
+            .messages
+            .iter()
+            .map(|message| {
+                Ok((
+                    message,
+                    codec::seal_message(&self.sealer, message)?,
+                    to_i64(message.at, "message time")?,
+                ))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.write(|tx| {
+            if let Some(inbound) = &commit.inbound {
+                let done = run(
+                    tx,
+                    "INSERT INTO processed_inbound (id, processed_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                    params![inbound.as_str(), now],
+                )?;
+                if done == 0 {
+                    return Err(StoreError::Conflict(Conflict::DuplicateInbound(
+                        inbound.clone(),
+                    )));
+                }
             }
-        }
-        let mut revisions = Vec::with_capacity(commit.machines.len());
-        for write in &commit.machines {
-            revisions.push(Self::write_machine(&mut tx, write, now).await?);
-        }
-        self.fault(FaultPoint::MachinesWritten);
-        for reservation in &commit.nonces {
-            Self::reserve(&mut tx, reservation, now).await?;
-        }
-        let mut effects_enqueued = 0;
-        for effect in &commit.effects {
-            let body = serde_json::to_string(&effect.effect.body)
-                .map_err(|e| StoreError::Rejected(format!("effect does not serialize: {e}")))?;
-            let done = sqlx::query(
-                "INSERT INTO outbox (idempotency_key, ordering_key, effect_kind, effect_version, effect, \
-                 state, attempts, available_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'ready', 0, $6, $6) ON CONFLICT (idempotency_key) DO NOTHING",
-            )
-            .bind(effect.idempotency_key.as_str())
-            .bind(effect.ordering_key.as_str())
-            .bind(&effect.effect.kind)
-            .bind(i64::from(effect.effect.version))
-            .bind(body)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-            effects_enqueued += usize::try_from(done.rows_affected()).unwrap_or(0);
-        }
-        self.fault(FaultPoint::EffectsWritten);
-        for event in &commit.money_events {
-            let (amount, tx_hash, at) = codec::money_columns(event)?;
-            sqlx::query(
-                "INSERT INTO money_events (kind, order_id, amount, tx_hash, at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(event.kind.as_str())
-            .bind(event.order_id.as_str())
-            .bind(amount)
-            .bind(tx_hash)
-            .bind(at)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        }
-        for message in &commit.messages {
-            let sealed = codec::seal_message(&self.sealer, message)?;
-            sqlx::query(
-                "INSERT INTO messages (conversation_id, direction, at, sealed) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(message.conversation.as_str())
-            .bind(message.direction.as_str())
-            .bind(to_i64(message.at, "message time")?)
-            .bind(sealed)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        }
-        tx.commit().await.map_err(classify)?;
-        Ok(Committed {
-            revisions,
-            effects_enqueued,
+            let mut revisions = Vec::with_capacity(commit.machines.len());
+            for write in &commit.machines {
+                revisions.push(Self::write_machine(tx, write, now)?);
+            }
+            self.fault(FaultPoint::MachinesWritten);
+            for reservation in &commit.nonces {
+                Self::reserve(tx, reservation, now)?;
+            }
+            let mut effects_enqueued = 0;
+            for (effect, body) in &effects {
+                effects_enqueued += run(
+                    tx,
+                    "INSERT INTO outbox (idempotency_key, ordering_key, effect_kind, effect_version, effect, \
+                     state, attempts, available_at, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'ready', 0, ?6, ?6) ON CONFLICT (idempotency_key) DO NOTHING",
+                    params![
+                        effect.idempotency_key.as_str(),
+                        effect.ordering_key.as_str(),
+                        &effect.effect.kind,
+                        i64::from(effect.effect.version),
+                        body,
+                        now
+                    ],
+                )?;
+            }
+            self.fault(FaultPoint::EffectsWritten);
+            for (event, (amount, tx_hash, at)) in &money {
+                run(
+                    tx,
+                    "INSERT INTO money_events (kind, order_id, amount, tx_hash, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![event.kind.as_str(), event.order_id.as_str(), amount, tx_hash, at],
+                )?;
+            }
+            for (message, sealed, at) in &messages {
+                run(
+                    tx,
+                    "INSERT INTO messages (conversation_id, direction, at, sealed) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        message.conversation.as_str(),
+                        message.direction.as_str(),
+                        at,
+                        sealed
+                    ],
+                )?;
+            }
+            Ok(Committed {
+                revisions,
+                effects_enqueued,
+            })
         })
     }
 
@@ -440,10 +569,10 @@ impl Store for SqliteStore {
         id: &Key,
     ) -> StoreResult<Option<MachineRecord>> {
         let sql = format!(
-            "SELECT {MACHINE_COLUMNS} FROM {} WHERE id = $1",
+            "SELECT {MACHINE_COLUMNS} FROM {} WHERE id = ?1",
             kind.table()
         );
-        Ok(self.fetch_machines(kind, sql, id.as_str()).await?.pop())
+        Ok(self.fetch_machines(kind, &sql, id.as_str())?.pop())
     }
 
     async fn machines_of_user(
@@ -452,10 +581,10 @@ impl Store for SqliteStore {
         user: &Key,
     ) -> StoreResult<Vec<MachineRecord>> {
         let sql = format!(
-            "SELECT {MACHINE_COLUMNS} FROM {} WHERE user_id = $1 ORDER BY updated_at, id",
+            "SELECT {MACHINE_COLUMNS} FROM {} WHERE user_id = ?1 ORDER BY updated_at, id",
             kind.table()
         );
-        self.fetch_machines(kind, sql, user.as_str()).await
+        self.fetch_machines(kind, &sql, user.as_str())
     }
 
     async fn machine_by_order(
@@ -464,13 +593,10 @@ impl Store for SqliteStore {
         order_id: &Key,
     ) -> StoreResult<Option<MachineRecord>> {
         let sql = format!(
-            "SELECT {MACHINE_COLUMNS} FROM {} WHERE order_id = $1",
+            "SELECT {MACHINE_COLUMNS} FROM {} WHERE order_id = ?1",
             kind.table()
         );
-        Ok(self
-            .fetch_machines(kind, sql, order_id.as_str())
-            .await?
-            .pop())
+        Ok(self.fetch_machines(kind, &sql, order_id.as_str())?.pop())
     }
 
     async fn machines_in_status(
@@ -480,82 +606,73 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> StoreResult<Vec<MachineRecord>> {
         let sql = format!(
-            "SELECT {MACHINE_COLUMNS} FROM {} WHERE status = $1 ORDER BY updated_at, id {}",
+            "SELECT {MACHINE_COLUMNS} FROM {} WHERE status = ?1 ORDER BY updated_at, id {}",
             kind.table(),
             limit_clause(limit)
         );
-        self.fetch_machines(kind, sql, status.as_str()).await
+        self.fetch_machines(kind, &sql, status.as_str())
     }
 
     async fn is_processed(&self, inbound: &Key) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM processed_inbound WHERE id = $1")
-            .bind(inbound.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(classify)?;
-        Ok(row.is_some())
+        let found = rows_of(
+            &self.conn(),
+            "SELECT 1 FROM processed_inbound WHERE id = ?1",
+            params![inbound.as_str()],
+            |_| Ok(()),
+        )?;
+        Ok(!found.is_empty())
     }
 
     async fn reserve_nonce(&self, reservation: &NonceReservation, now: u64) -> StoreResult<()> {
         let now = to_i64(now, "time")?;
-        let mut tx = self.begin().await?;
-        Self::reserve(&mut tx, reservation, now).await?;
-        tx.commit().await.map_err(classify)
+        self.write(|tx| Self::reserve(tx, reservation, now))
     }
 
     async fn message_log(&self, conversation: &Key, limit: u32) -> StoreResult<Vec<LoggedMessage>> {
         let sql = format!(
             "SELECT id, conversation_id, direction, at, sealed FROM messages \
-             WHERE conversation_id = $1 ORDER BY id DESC {}",
+             WHERE conversation_id = ?1 ORDER BY id DESC {}",
             limit_clause(limit)
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(conversation.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
-        let mut log = rows
-            .iter()
-            .map(|row| {
-                let id: i64 = col(row, "id", MESSAGES, "?")?;
-                let ids = id.to_string();
-                RawMessage {
-                    id,
-                    conversation_id: col(row, "conversation_id", MESSAGES, &ids)?,
-                    direction: col(row, "direction", MESSAGES, &ids)?,
-                    at: col(row, "at", MESSAGES, &ids)?,
-                    sealed: col(row, "sealed", MESSAGES, &ids)?,
-                }
-                .decode(&self.sealer)
+        let mut log = rows_of(&self.conn(), &sql, params![conversation.as_str()], |row| {
+            let id: i64 = col(row, "id", MESSAGES, "?")?;
+            let ids = id.to_string();
+            Ok(RawMessage {
+                id,
+                conversation_id: col(row, "conversation_id", MESSAGES, &ids)?,
+                direction: col(row, "direction", MESSAGES, &ids)?,
+                at: col(row, "at", MESSAGES, &ids)?,
+                sealed: col(row, "sealed", MESSAGES, &ids)?,
             })
-            .collect::<StoreResult<Vec<_>>>()?;
+        })?
+        .into_iter()
+        .map(|raw| raw.decode(&self.sealer))
+        .collect::<StoreResult<Vec<_>>>()?;
         log.reverse();
         Ok(log)
     }
 
     async fn money_events(&self, order_id: &Key) -> StoreResult<Vec<MoneyEvent>> {
-        let rows = sqlx::query(
-            "SELECT id, kind, order_id, amount, tx_hash, at FROM money_events WHERE order_id = $1 ORDER BY id",
-        )
-        .bind(order_id.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
-        rows.iter()
-            .map(|row| {
+        rows_of(
+            &self.conn(),
+            "SELECT id, kind, order_id, amount, tx_hash, at FROM money_events WHERE order_id = ?1 ORDER BY id",
+            params![order_id.as_str()],
+            |row| {
                 let id: i64 = col(row, "id", MONEY_EVENTS, "?")?;
                 let ids = id.to_string();
-                RawMoneyEvent {
+                Ok(RawMoneyEvent {
                     id,
                     kind: col(row, "kind", MONEY_EVENTS, &ids)?,
                     order_id: col(row, "order_id", MONEY_EVENTS, &ids)?,
                     amount: col(row, "amount", MONEY_EVENTS, &ids)?,
                     tx_hash: col(row, "tx_hash", MONEY_EVENTS, &ids)?,
                     at: col(row, "at", MONEY_EVENTS, &ids)?,
-                }
-                .decode()
-            })
-            .collect()
+                })
+            },
+        )?
+        .into_iter()
+        .map(RawMoneyEvent::decode)
+        .collect()
     }
 
     async fn claim_effects(
@@ -571,36 +688,29 @@ impl Store for SqliteStore {
         }
         let now = to_i64(now, "time")?;
         let lease_until = to_i64(lease_until, "lease")?;
+        let worker = worker.as_str();
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&worker, &lease_until, &now];
+        values.extend(kinds.iter().map(|kind| kind as &dyn rusqlite::ToSql));
         // One statement: SQLite runs it as its own write transaction, taking the write lock
         // before it reads, so no explicit BEGIN IMMEDIATE ... COMMIT is needed around it.
-        let mut query = sqlx::query(AssertSqlSafe(claim_sql(kinds.len(), limit)))
-            .bind(worker.as_str())
-            .bind(lease_until)
-            .bind(now);
-        for kind in kinds {
-            query = query.bind(*kind);
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(classify)?;
-        let mut claimed = rows
-            .iter()
-            .map(effect_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let mut claimed = rows_of(
+            &self.conn(),
+            &claim_sql(kinds.len(), limit),
+            values.as_slice(),
+            effect_from_row,
+        )?;
         claimed.sort_by_key(|e| e.id);
         Ok(claimed)
     }
 
     async fn complete_effect(&self, id: EffectId, worker: &Key, now: u64) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'done', finished_at = $1, lease_until = NULL \
-             WHERE id = $2 AND state = 'claimed' AND claimed_by = $3",
-        )
-        .bind(to_i64(now, "time")?)
-        .bind(id.0)
-        .bind(worker.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(classify)?;
-        if done.rows_affected() == 0 {
+        let done = run(
+            &self.conn(),
+            "UPDATE outbox SET state = 'done', finished_at = ?1, lease_until = NULL \
+             WHERE id = ?2 AND state = 'claimed' AND claimed_by = ?3",
+            params![to_i64(now, "time")?, id.0, worker.as_str()],
+        )?;
+        if done == 0 {
             return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
         }
         Ok(())
@@ -620,34 +730,34 @@ impl Store for SqliteStore {
             }
             EffectFailure::Permanent { reason } => ("dead", None, Some(now), reason),
         };
-        let done = sqlx::query(
-            "UPDATE outbox SET state = $1, available_at = COALESCE($2, available_at), finished_at = $3, \
-             last_error = $4, lease_until = NULL, claimed_by = NULL \
-             WHERE id = $5 AND state = 'claimed' AND claimed_by = $6",
-        )
-        .bind(state)
-        .bind(available_at)
-        .bind(finished_at)
-        .bind(reason)
-        .bind(id.0)
-        .bind(worker.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(classify)?;
-        if done.rows_affected() == 0 {
+        let done = run(
+            &self.conn(),
+            "UPDATE outbox SET state = ?1, available_at = COALESCE(?2, available_at), finished_at = ?3, \
+             last_error = ?4, lease_until = NULL, claimed_by = NULL \
+             WHERE id = ?5 AND state = 'claimed' AND claimed_by = ?6",
+            params![
+                state,
+                available_at,
+                finished_at,
+                reason,
+                id.0,
+                worker.as_str()
+            ],
+        )?;
+        if done == 0 {
             return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
         }
         Ok(())
     }
 
     async fn unfinished_effects(&self) -> StoreResult<u64> {
-        let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE state IN ('ready', 'claimed')")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(classify)?;
-        let n: i64 = col(&row, "n", OUTBOX, "count")?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        let n = rows_of(
+            &self.conn(),
+            "SELECT COUNT(*) AS n FROM outbox WHERE state IN ('ready', 'claimed')",
+            [],
+            |row| col::<i64>(row, "n", OUTBOX, "count"),
+        )?;
+        Ok(n.first().map_or(0, |n| u64::try_from(*n).unwrap_or(0)))
     }
 }
 
@@ -655,6 +765,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::store::DataKey;
+    use sqlx::AssertSqlSafe;
     use worldstore_domain::ports::store::{NewEffect, StoredState};
 
     fn temp_url(name: &str) -> (String, std::path::PathBuf) {
