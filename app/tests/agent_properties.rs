@@ -147,11 +147,31 @@ fn input() -> impl Strategy<Value = Input> {
     ]
 }
 
+/// A whole purchase by one user (profile, search, pick, yes), so that random cases reach
+/// payments often; other users' inputs and time may fall between its steps.
+fn purchase(user: usize) -> impl Strategy<Value = Vec<(usize, Input)>> {
+    let search = proptest::sample::select(&["search usb-c cable", "search charger"][..]);
+    let pick = proptest::sample::select(&["buy 1", "buy 2", "buy 3"][..]);
+    (search, pick).prop_map(move |(search, pick)| {
+        vec![
+            (user, Input::Profile),
+            (user, Input::Say(search)),
+            (user, Input::Say(pick)),
+            (user, Input::Say("yes")),
+        ]
+    })
+}
+
 fn scenario() -> impl Strategy<Value = Scenario> {
-    proptest::collection::vec(proptest::sample::select(vec![0u64, 5, 30, 100]), 2..=3)
+    proptest::collection::vec(proptest::sample::select(vec![0u64, 5, 30, 100, 100]), 2..=3)
         .prop_flat_map(|faucets| {
             let users = faucets.len();
-            let steps = proptest::collection::vec((0..users, input()), 5..=30);
+            let chunk = prop_oneof![
+                4 => (0..users, input()).prop_map(|step| vec![step]),
+                1 => (0..users).prop_flat_map(purchase),
+            ];
+            let steps = proptest::collection::vec(chunk, 4..=16)
+                .prop_map(|chunks| chunks.into_iter().flatten().collect::<Vec<_>>());
             (Just(faucets), steps)
         })
         .prop_map(|(faucets, steps)| Scenario { faucets, steps })
