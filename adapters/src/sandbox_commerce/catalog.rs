@@ -34,9 +34,14 @@ fn same_word(a: &str, b: &str) -> bool {
 }
 
 impl SandboxCatalog {
-    /// The built-in catalogue.
+    /// The built-in catalogue (parsed once per process; each agent gets a copy).
     pub fn builtin() -> Result<Self, CatalogError> {
-        Self::from_json(BUILTIN)
+        static PARSED: std::sync::OnceLock<Result<SandboxCatalog, String>> =
+            std::sync::OnceLock::new();
+        PARSED
+            .get_or_init(|| Self::from_json(BUILTIN).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(CatalogError::Malformed)
     }
 
     /// A catalogue from a SerpAPI-shaped search page (`{organic_results: [...]}`).
