@@ -20,10 +20,6 @@ use worldstore::sandbox::{SandboxConfig, SandboxWorld};
 use worldstore_domain::conversation::InboundContent;
 use worldstore_domain::ports::store::Key;
 
-/// The binary's allocator (see `app/src/main.rs`), so the figures are the product's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn argument(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter()

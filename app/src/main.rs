@@ -5,12 +5,6 @@ mod cli;
 use clap::Parser;
 use std::process::ExitCode;
 
-/// mimalloc instead of the system allocator: the agent allocates many small, short-lived
-/// values per turn (JSON, SQL rows, HTTP), and glibc's malloc took about 15% of the replay
-/// benchmark's time (`docs/benchmarks.md`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     // Logs go to stderr; `RUST_LOG` overrides the default. Nothing secret or personal is
