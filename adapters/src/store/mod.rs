@@ -1,6 +1,7 @@
-//! The `Store` port's adapters: SQLite (a file, the sandbox default) and PostgreSQL (many
-//! app instances sharing one database), both on sqlx, with the same schema and the same
-//! behaviour (one test suite runs against both: `tests/tests/store/`).
+//! The `Store` port's adapters: SQLite (a file, the sandbox default; its operations run in
+//! place through rusqlite, its migrations through sqlx) and PostgreSQL (many app instances
+//! sharing one database, on sqlx), with the same schema and the same behaviour (one test
+//! suite runs against both: `tests/tests/store/`).
 //!
 //! [`SqlStore::open`] picks the backend from the URL (`sqlite://PATH?mode=rwc` or
 //! `postgres://...`) and runs the migrations. Personal data (profiles, message text) is
