@@ -107,7 +107,7 @@ pub fn live_agent(
         parts.channel,
         config,
         parts.clock,
-    )?)
+    ))
 }
 
 /// The order server the agent buys from: our own address when the merchant runs here.

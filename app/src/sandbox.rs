@@ -356,7 +356,7 @@ impl SandboxWorld {
             channel,
             config,
             self.clock.clone(),
-        )?)
+        ))
     }
 
     /// The user's simulated own wallet.

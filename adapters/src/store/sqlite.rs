@@ -63,21 +63,6 @@ pub(crate) static MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// The file a `sqlite:` URL names (`sqlite://PATH?mode=rwc`, `sqlite:PATH`).
-fn file_of(url: &str) -> StoreResult<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| StoreError::Fatal("a SQLite URL starts with sqlite:".into()))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        return Err(StoreError::Fatal(
-            "the SQLite store needs a database file (an in-memory database is not shared)".into(),
-        ));
-    }
-    Ok(path)
-}
-
 /// The port's view of a SQLite error: lock contention is transient, the rest fatal. The
 /// message comes from SQLite and never holds bound values.
 fn fail(error: rusqlite::Error) -> StoreError {
@@ -144,9 +129,17 @@ fn run(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> StoreResu
 impl SqliteStore {
     /// Opens (creating with `?mode=rwc`) the database file named by a `sqlite:` URL.
     pub async fn connect(url: &str, sealer: Sealer) -> StoreResult<Self> {
-        let path = file_of(url)?.to_owned();
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Fatal(format!("bad SQLite URL: {e}")))?
+            .map_err(|e| StoreError::Fatal(format!("bad SQLite URL: {e}")))?;
+        if url.contains(":memory:") {
+            return Err(StoreError::Fatal(
+                "the SQLite store needs a database file (an in-memory database is not shared)"
+                    .into(),
+            ));
+        }
+        // The file as sqlx reads the URL (percent-decoded), so both open the same one.
+        let path = options.get_filename().to_path_buf();
+        let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
@@ -163,9 +156,7 @@ impl SqliteStore {
             .map_err(classify)?;
         let conn = Connection::open_with_flags(
             &path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(fail)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
@@ -258,6 +249,7 @@ impl SqliteStore {
                 Ok(Revision(1))
             }
             Expected::At(Revision(expected)) => {
+                let expected_at = to_i64(expected, "revision")?;
                 let sql = format!(
                     "UPDATE {table} SET user_id = ?1, order_id = ?2, status = ?3, state_kind = ?4, \
                      state_version = ?5, state = ?6, revision = revision + 1, updated_at = ?7 \
@@ -273,7 +265,7 @@ impl SqliteStore {
                         body,
                         now,
                         write.id.as_str(),
-                        to_i64(expected, "revision").unwrap_or(i64::MAX)
+                        expected_at
                     ])
                 });
                 match done {

@@ -445,31 +445,33 @@ impl<P: AgentPorts> Agent<P> {
         ) {
             (None, _) => fail("your profile has no complete shipping address".into()),
             (_, None) => fail("the product has no price to check the quote against".into()),
-            (Some(body), Some(price)) => match self.inner.orders.request_quote(&body).await {
-                Ok(quote) => {
-                    let spent_today = self.spent_today(user).await?;
-                    let handle = OrderHandle {
-                        order_id: quote.order_id.clone(),
-                        token: quote.token.clone(),
-                    };
-                    let input = checkout::Input::QuoteReceived {
-                        request,
-                        quote: MerchantQuote {
-                            order_id: quote.order_id,
-                            quoted_price: price,
-                            challenge: quote.challenge,
-                        },
-                        spent_today,
-                    };
-                    self.checkout_input(id, input, move |doc, _| {
-                        doc.order = Some(handle.clone());
-                    })
-                    .await?;
-                    return Ok(());
+            (Some(body), Some(price)) => {
+                match self.inner.config.merchant.request_quote(&body).await {
+                    Ok(quote) => {
+                        let spent_today = self.spent_today(user).await?;
+                        let handle = OrderHandle {
+                            order_id: quote.order_id.clone(),
+                            token: quote.token.clone(),
+                        };
+                        let input = checkout::Input::QuoteReceived {
+                            request,
+                            quote: MerchantQuote {
+                                order_id: quote.order_id,
+                                quoted_price: price,
+                                challenge: quote.challenge,
+                            },
+                            spent_today,
+                        };
+                        self.checkout_input(id, input, move |doc, _| {
+                            doc.order = Some(handle.clone());
+                        })
+                        .await?;
+                        return Ok(());
+                    }
+                    Err(e) if e.is_transient() && !attempt.last => return Err(transient(e)),
+                    Err(e) => fail(e.to_string()),
                 }
-                Err(e) if e.is_transient() && !attempt.last => return Err(transient(e)),
-                Err(e) => fail(e.to_string()),
-            },
+            }
         };
         self.checkout_input(id, input, |_, _| {}).await?;
         Ok(())
@@ -544,12 +546,18 @@ impl<P: AgentPorts> Agent<P> {
                 else {
                     return Err(EffectError::Permanent("offer index out of range".into()));
                 };
-                match self.inner.orders.pay(&body, &payment).await {
+                match self.inner.config.merchant.pay(&body, &payment).await {
                     Ok(PayAnswer::Paid { tx_hash }) => PaymentOutcome::Paid { tx_hash },
                     Ok(PayAnswer::Refused { reason, message }) => {
                         // A repeated attempt after a crash may be refused because the first
                         // one went through: the order itself says so.
-                        match self.inner.orders.order(&order.order_id, &order.token).await {
+                        match self
+                            .inner
+                            .config
+                            .merchant
+                            .order(&order.order_id, &order.token)
+                            .await
+                        {
                             Ok(Some(view))
                                 if matches!(
                                     view.stage.as_str(),

@@ -113,7 +113,6 @@ pub(crate) struct Inner<P: AgentPorts> {
     pub channel: P::Channel,
     pub config: AgentConfig,
     pub clock: Clock,
-    pub orders: OrderClient,
     /// Wakes the outbox worker after a commit that enqueued effects.
     pub outbox_wake: Arc<Notify>,
     /// Wakes the funds watcher when a checkout starts waiting.
@@ -174,9 +173,8 @@ impl<P: AgentPorts> Agent<P> {
         channel: P::Channel,
         config: AgentConfig,
         clock: Clock,
-    ) -> Result<Self, AgentError> {
-        let orders = config.merchant.clone();
-        Ok(Self {
+    ) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 store,
                 chains,
@@ -185,11 +183,10 @@ impl<P: AgentPorts> Agent<P> {
                 channel,
                 config,
                 clock,
-                orders,
                 outbox_wake: Arc::new(Notify::new()),
                 funds_wake: Arc::new(Notify::new()),
             }),
-        })
+        }
     }
 
     pub fn store(&self) -> &Arc<P::Store> {

@@ -103,7 +103,13 @@ impl<P: AgentPorts> Agent<P> {
                 }
                 let doc = CheckoutDoc::decode(&record)?;
                 let Some(order) = &doc.order else { continue };
-                let view = match self.inner.orders.order(&order.order_id, &order.token).await {
+                let view = match self
+                    .inner
+                    .config
+                    .merchant
+                    .order(&order.order_id, &order.token)
+                    .await
+                {
                     Ok(Some(view)) => view,
                     Ok(None) => continue,
                     Err(e) => {
