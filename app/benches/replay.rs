@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench -p worldstore --bench replay                       # 20 rounds, 5,000 idle users
 //! cargo bench -p worldstore --bench replay -- --rounds 50 --idle 20000
+//! cargo bench -p worldstore --bench replay -- --only 01-first   # the recordings named so
 //! ```
 //!
 //! Everything runs on one thread (a current-thread runtime: the agent, the merchant's order
@@ -42,9 +43,18 @@ fn resident_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// The recordings, or only those whose name contains `--only <text>`.
 fn recordings() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/conversations");
-    worldstore::replay::recordings(&dir).expect("fixtures/conversations")
+    let only = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .unwrap_or_default();
+    worldstore::replay::recordings(&dir)
+        .expect("fixtures/conversations")
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(&only))
+        .collect()
 }
 
 async fn turns_per_second(rounds: usize) {

@@ -3,12 +3,13 @@
 //!
 //! | executor answers | worker does |
 //! |---|---|
-//! | `Ok(())` | `complete_effect` |
+//! | `Ok(())` | `complete_effect_and_claim_next`: done, and the key's next effect claimed |
 //! | `Err(Transient)`, attempts left | `fail_effect(Transient { retry_at })` (exponential backoff) |
 //! | `Err(Transient)`, attempts used up, or `Err(Permanent)` | `fail_effect(Permanent)`: parked as dead |
 //!
 //! Effects of one batch have distinct ordering keys (the store hands out only the first
-//! unfinished effect of each key), so they run concurrently. The executor is told when an
+//! unfinished effect of each key), so they run concurrently, and each key then runs on by
+//! itself: the write that completes an effect claims the next one of its key. The executor is told when an
 //! attempt is the last one, so it can feed a final failure back into its machine instead
 //! of leaving it waiting. Delivery is at least once: executors must be safe to repeat
 //! (they use the effect's idempotency key). Knows nothing about agent or merchant types:
@@ -147,43 +148,67 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
         self
     }
 
-    /// One round: claims a batch, executes it, records the outcomes. Returns how many
-    /// effects were claimed.
-    pub async fn run_once(&self) -> StoreResult<usize> {
+    async fn claim(&self, limit: u32) -> StoreResult<Vec<ClaimedEffect>> {
         let now = (self.clock)();
-        let claimed = self
-            .store
+        self.store
             .claim_effects(
                 &self.config.worker,
                 E::KINDS,
-                self.config.batch,
+                limit,
                 now,
                 now.saturating_add(self.config.lease_seconds),
             )
-            .await?;
-        let count = claimed.len();
+            .await
+    }
+
+    /// One round: claims a batch and runs each claimed effect's ordering key as far as it
+    /// is ready ([`OutboxWorker::run_key`]), the keys concurrently. Returns how many
+    /// effects ran.
+    pub async fn run_once(&self) -> StoreResult<usize> {
+        let claimed = self.claim(self.config.batch).await?;
         let mut tasks = JoinSet::new();
         for effect in claimed {
             let this = self.clone();
-            tasks.spawn(async move { this.execute_one(effect).await });
+            tasks.spawn(async move { this.run_key(effect).await });
         }
-        let mut first_error = None;
+        let (mut ran, mut first_error) = (0, None);
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
+                Ok((n, outcome)) => {
+                    ran += n;
+                    if let Err(e) = outcome {
+                        first_error.get_or_insert(e);
+                    }
                 }
                 Err(panic) => tracing::error!(error = %panic, "an effect execution panicked"),
             }
         }
         match first_error {
             Some(e) => Err(e),
-            None => Ok(count),
+            None => Ok(ran),
         }
     }
 
-    async fn execute_one(&self, effect: ClaimedEffect) -> StoreResult<()> {
+    /// Runs `effect`, then each effect that comes next for its ordering key while one is
+    /// ready: the write completing one effect claims the next, so a key's effects run back
+    /// to back without a claim round each. Stops at a failure (a retry waits for its
+    /// backoff) or when the key has nothing ready. Returns how many effects ran, and the
+    /// store error that stopped it, if any.
+    async fn run_key(&self, mut effect: ClaimedEffect) -> (usize, StoreResult<()>) {
+        let mut ran = 0;
+        loop {
+            ran += 1;
+            match self.execute_one(effect).await {
+                Ok(Some(next)) => effect = next,
+                Ok(None) => return (ran, Ok(())),
+                Err(e) => return (ran, Err(e)),
+            }
+        }
+    }
+
+    /// Executes one effect and records the outcome. Returns the key's next effect, claimed
+    /// by the same write that completed this one.
+    async fn execute_one(&self, effect: ClaimedEffect) -> StoreResult<Option<ClaimedEffect>> {
         let backoff = self.config.backoff;
         let attempt = Attempt {
             number: effect.attempts,
@@ -192,59 +217,96 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
         let outcome = self.executor.execute(&effect, attempt).await;
         let now = (self.clock)();
         let worker = &self.config.worker;
-        match outcome {
-            Ok(()) => self.store.complete_effect(effect.id, worker, now).await,
-            Err(EffectError::Transient(reason)) => {
-                let failure = match backoff.retry_at(effect.attempts, now) {
-                    Some(retry_at) => {
-                        tracing::warn!(effect = %effect.id, attempt = effect.attempts, %reason, "effect failed; retrying");
-                        EffectFailure::Transient { retry_at, reason }
-                    }
-                    None => {
-                        tracing::error!(effect = %effect.id, %reason, "effect failed too often; giving up");
-                        EffectFailure::Permanent { reason }
-                    }
-                };
-                self.store
-                    .fail_effect(effect.id, worker, failure, now)
-                    .await
+        let failure = match outcome {
+            Ok(()) => {
+                return self
+                    .store
+                    .complete_effect_and_claim_next(
+                        effect.id,
+                        worker,
+                        E::KINDS,
+                        now,
+                        now.saturating_add(self.config.lease_seconds),
+                    )
+                    .await;
             }
+            Err(EffectError::Transient(reason)) => match backoff.retry_at(effect.attempts, now) {
+                Some(retry_at) => {
+                    tracing::warn!(effect = %effect.id, attempt = effect.attempts, %reason, "effect failed; retrying");
+                    EffectFailure::Transient { retry_at, reason }
+                }
+                None => {
+                    tracing::error!(effect = %effect.id, %reason, "effect failed too often; giving up");
+                    EffectFailure::Permanent { reason }
+                }
+            },
             Err(EffectError::Permanent(reason)) => {
                 tracing::error!(effect = %effect.id, %reason, "effect failed permanently");
-                let failure = EffectFailure::Permanent { reason };
-                self.store
-                    .fail_effect(effect.id, worker, failure, now)
-                    .await
+                EffectFailure::Permanent { reason }
             }
-        }
+        };
+        self.store
+            .fail_effect(effect.id, worker, failure, now)
+            .await
+            .map(|()| None)
     }
 
-    /// Runs rounds until `stop` turns true. Store errors are logged and retried after
-    /// `idle`: an outage must not end the worker.
+    /// Runs until `stop` turns true, then lets the keys in flight finish. Up to `batch`
+    /// keys run at once, and a key that finishes makes room for newly claimed ones at
+    /// once: a slow effect (a model call) holds up only its own key, never the others.
+    /// Store errors are logged and retried after `idle`: an outage must not end the worker.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let capacity = self.config.batch.max(1) as usize;
+        let mut running: JoinSet<(usize, StoreResult<()>)> = JoinSet::new();
         loop {
+            while let Some(joined) = running.try_join_next() {
+                report(joined);
+            }
             if *stop.borrow() {
-                return;
+                break;
             }
             let notified = self.wake.notified();
-            match self.run_once().await {
-                Ok(0) => {
-                    tokio::select! {
-                        _ = notified => {}
-                        _ = tokio::time::sleep(self.config.idle) => {}
-                        _ = stop.changed() => {}
+            let room = capacity.saturating_sub(running.len());
+            if room > 0 {
+                match self.claim(u32::try_from(room).unwrap_or(u32::MAX)).await {
+                    Ok(claimed) if !claimed.is_empty() => {
+                        for effect in claimed {
+                            let this = self.clone();
+                            running.spawn(async move { this.run_key(effect).await });
+                        }
+                        continue;
                     }
-                }
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "outbox round failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(self.config.idle) => {}
-                        _ = stop.changed() => {}
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "outbox claim failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(self.config.idle) => {}
+                            // A dropped sender stops the worker too.
+                            changed = stop.changed() => if changed.is_err() { break },
+                        }
+                        continue;
                     }
                 }
             }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(self.config.idle) => {}
+                Some(joined) = running.join_next(), if !running.is_empty() => report(joined),
+                changed = stop.changed() => if changed.is_err() { break },
+            }
         }
+        while let Some(joined) = running.join_next().await {
+            report(joined);
+        }
+    }
+}
+
+/// Logs how a key's run ended, when it ended badly.
+fn report(joined: Result<(usize, StoreResult<()>), tokio::task::JoinError>) {
+    match joined {
+        Ok((_, Ok(()))) => {}
+        Ok((_, Err(error))) => tracing::warn!(%error, "outbox round failed"),
+        Err(panic) => tracing::error!(error = %panic, "an effect execution panicked"),
     }
 }
 
@@ -336,7 +398,7 @@ mod tests {
                 effect: StoredState {
                     kind: "test".into(),
                     version: 1,
-                    body: serde_json::json!({}),
+                    body: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
                 },
             })
             .collect();
@@ -405,6 +467,101 @@ mod tests {
             .map(|(k, _)| k.clone())
             .collect();
         assert_eq!(keys, vec!["e1", "e2"]);
+    }
+
+    #[tokio::test]
+    async fn a_keys_effects_run_back_to_back_in_order_within_one_round() {
+        let f = fixture("chain").await;
+        let executor = Scripted {
+            attempts: Mutex::default(),
+            fail_first: None,
+        };
+        let (worker, executor) = worker(&f, executor, BACKOFF);
+        enqueue(&f, &[("e1", "user:a"), ("e2", "user:a"), ("e3", "user:a")]).await;
+        assert_eq!(
+            worker.run_once().await.unwrap(),
+            3,
+            "claimed once, ran three"
+        );
+        assert_eq!(f.store.unfinished_effects().await.unwrap(), 0);
+        let keys: Vec<String> = executor
+            .attempts
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert_eq!(keys, vec!["e1", "e2", "e3"]);
+    }
+
+    /// Holds effects named `slow-*` until released; records every start.
+    struct Gated {
+        started: Mutex<Vec<String>>,
+        release: Notify,
+    }
+
+    impl EffectExecutor for Gated {
+        const KINDS: &'static [&'static str] = &["test"];
+
+        async fn execute(&self, effect: &ClaimedEffect, _: Attempt) -> Result<(), EffectError> {
+            let name = effect.idempotency_key.to_string();
+            self.started.lock().unwrap().push(name.clone());
+            if name.starts_with("slow") {
+                self.release.notified().await;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_effect_holds_up_only_its_own_key() {
+        let f = fixture("slow").await;
+        let gated = Arc::new(Gated {
+            started: Mutex::default(),
+            release: Notify::new(),
+        });
+        let now = f.now.clone();
+        let clock: Clock = Arc::new(move || now.load(Ordering::SeqCst));
+        let worker = OutboxWorker::new(
+            f.store.clone(),
+            gated.clone(),
+            WorkerConfig::new(Key::parse("test-worker").unwrap()),
+            clock,
+        );
+        let wake = worker.waker();
+        let (stop, stopped) = watch::channel(false);
+        let running = tokio::spawn(worker.run(stopped));
+        let started = |name: &str| gated.started.lock().unwrap().iter().any(|n| n == name);
+        let wait_for = |name: &'static str| async move {
+            for _ in 0..500 {
+                if started(name) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            panic!("{name} never started");
+        };
+
+        enqueue(&f, &[("slow-1", "user:a"), ("after-slow", "user:a")]).await;
+        wake.notify_one();
+        wait_for("slow-1").await;
+        // Enqueued while slow-1 is still running, for another user: it runs now.
+        enqueue(&f, &[("quick-1", "user:b")]).await;
+        wake.notify_one();
+        wait_for("quick-1").await;
+        assert!(
+            !started("after-slow"),
+            "user:a's next effect waits for slow-1"
+        );
+
+        gated.release.notify_one();
+        wait_for("after-slow").await;
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), running)
+            .await
+            .expect("the worker stops")
+            .unwrap();
+        assert_eq!(f.store.unfinished_effects().await.unwrap(), 0);
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! records with [`StoreError::Corrupt`] naming the row when a value is out of shape.
 
 use alloy_primitives::B256;
+use serde_json::value::RawValue;
 use worldstore_domain::UsdcAmount;
 use worldstore_domain::pii::Pii;
 use worldstore_domain::ports::store::{
@@ -73,7 +74,7 @@ pub(crate) struct RawMachine {
     pub state_kind: String,
     pub state_version: i64,
     /// `Err` carries why the stored JSON did not parse (without its content).
-    pub state: Result<serde_json::Value, String>,
+    pub state: Result<Box<RawValue>, String>,
     pub revision: i64,
     pub updated_at: i64,
 }
@@ -119,9 +120,10 @@ impl RawMachine {
     }
 }
 
-/// Parses stored JSON text, keeping only the error's category and position.
-pub(crate) fn parse_json(text: &str) -> Result<serde_json::Value, String> {
-    serde_json::from_str(text).map_err(|e| {
+/// Checks stored JSON text (without building a tree of it), keeping only the error's
+/// category and position.
+pub(crate) fn parse_json(text: String) -> Result<Box<RawValue>, String> {
+    RawValue::from_string(text).map_err(|e| {
         format!(
             "{:?} error at line {} column {}",
             e.classify(),
@@ -138,7 +140,7 @@ pub(crate) struct RawEffect {
     pub ordering_key: String,
     pub effect_kind: String,
     pub effect_version: i64,
-    pub effect: Result<serde_json::Value, String>,
+    pub effect: Result<Box<RawValue>, String>,
     pub attempts: i64,
     pub lease_until: Option<i64>,
 }
@@ -350,7 +352,7 @@ mod tests {
             status: "settled".into(),
             state_kind: "settlement".into(),
             state_version: 1,
-            state: Ok(serde_json::json!({})),
+            state: Ok(RawValue::from_string("{}".into()).unwrap()),
             revision: -3,
             updated_at: 0,
         };

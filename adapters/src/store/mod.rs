@@ -193,6 +193,19 @@ impl Store for SqlStore {
     async fn complete_effect(&self, id: EffectId, worker: &Key, now: u64) -> StoreResult<()> {
         delegate!(self, complete_effect(id, worker, now))
     }
+    async fn complete_effect_and_claim_next(
+        &self,
+        id: EffectId,
+        worker: &Key,
+        kinds: &[&str],
+        now: u64,
+        lease_until: u64,
+    ) -> StoreResult<Option<ClaimedEffect>> {
+        delegate!(
+            self,
+            complete_effect_and_claim_next(id, worker, kinds, now, lease_until)
+        )
+    }
     async fn fail_effect(
         &self,
         id: EffectId,

@@ -12,6 +12,7 @@ use super::codec::{
 use super::crypto::Sealer;
 use super::error::{classify, is_unique_violation};
 use super::{FaultHook, FaultPoint};
+use serde_json::value::RawValue;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
@@ -219,7 +220,7 @@ fn order_taken(write: &MachineWrite) -> StoreError {
 fn machine_from_row(row: &PgRow, kind: MachineKind) -> StoreResult<MachineRecord> {
     let table = kind.table();
     let id: String = col(row, "id", table, "?")?;
-    let state: Result<Json<serde_json::Value>, StoreError> = col(row, "state", table, &id);
+    let state: Result<Json<Box<RawValue>>, StoreError> = col(row, "state", table, &id);
     RawMachine {
         user_id: col(row, "user_id", table, &id)?,
         order_id: col(row, "order_id", table, &id)?,
@@ -237,7 +238,7 @@ fn machine_from_row(row: &PgRow, kind: MachineKind) -> StoreResult<MachineRecord
 fn effect_from_row(row: &PgRow) -> StoreResult<ClaimedEffect> {
     let id: i64 = col(row, "id", OUTBOX, "?")?;
     let ids = id.to_string();
-    let effect: Result<Json<serde_json::Value>, StoreError> = col(row, "effect", OUTBOX, &ids);
+    let effect: Result<Json<Box<RawValue>>, StoreError> = col(row, "effect", OUTBOX, &ids);
     RawEffect {
         id,
         idempotency_key: col(row, "idempotency_key", OUTBOX, &ids)?,
@@ -586,6 +587,66 @@ impl Store for PostgresStore {
             return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
         }
         Ok(())
+    }
+
+    async fn complete_effect_and_claim_next(
+        &self,
+        id: EffectId,
+        worker: &Key,
+        kinds: &[&str],
+        now: u64,
+        lease_until: u64,
+    ) -> StoreResult<Option<ClaimedEffect>> {
+        let now = to_i64(now, "time")?;
+        let lease_until = to_i64(lease_until, "lease")?;
+        let mut tx = self.begin().await?;
+        let key: Option<String> = sqlx::query_scalar(
+            "UPDATE outbox SET state = 'done', finished_at = $1, lease_until = NULL \
+             WHERE id = $2 AND state = 'claimed' AND claimed_by = $3 RETURNING ordering_key",
+        )
+        .bind(now)
+        .bind(id.0)
+        .bind(worker.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let Some(key) = key else {
+            return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
+        };
+        // The key's first unfinished effect, if ready and ours to run. Its row is locked
+        // (no SKIP LOCKED: skipping it would hand out the effect after it, out of order);
+        // a claimer holding it is done within its own short transaction.
+        let sql = format!(
+            "WITH first AS (\
+               SELECT id FROM outbox WHERE ordering_key = $4 AND state IN ('ready', 'claimed') \
+               ORDER BY id LIMIT 1 FOR UPDATE) \
+             UPDATE outbox SET state = 'claimed', claimed_by = $1, lease_until = $2, attempts = outbox.attempts + 1 \
+             FROM first WHERE outbox.id = first.id AND outbox.effect_kind = ANY($5) \
+               AND ((outbox.state = 'ready' AND outbox.available_at <= $3) \
+                    OR (outbox.state = 'claimed' AND outbox.lease_until <= $3)) \
+             RETURNING {}",
+            EFFECT_COLUMNS
+                .split(", ")
+                .map(|c| format!("outbox.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(worker.as_str())
+            .bind(lease_until)
+            .bind(now)
+            .bind(key)
+            .bind(
+                kinds
+                    .iter()
+                    .map(|k| (*k).to_owned())
+                    .collect::<Vec<String>>(),
+            )
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        row.as_ref().map(effect_from_row).transpose()
     }
 
     async fn fail_effect(

@@ -219,8 +219,7 @@ impl SqliteStore {
         now: i64,
     ) -> StoreResult<Revision> {
         let table = write.kind.table();
-        let body = serde_json::to_string(&write.state.body)
-            .map_err(|e| StoreError::Rejected(format!("state does not serialize: {e}")))?;
+        let body = write.state.body.get();
         let user = write.index.user.as_ref().map(Key::as_str);
         let order = write.index.order_id.as_ref().map(Key::as_str);
         match write.expected {
@@ -363,7 +362,7 @@ fn machine_from_row(row: &Row<'_>, kind: MachineKind) -> StoreResult<MachineReco
         status: col(row, "status", table, &id)?,
         state_kind: col(row, "state_kind", table, &id)?,
         state_version: col(row, "state_version", table, &id)?,
-        state: codec::parse_json(&state),
+        state: codec::parse_json(state),
         revision: col(row, "revision", table, &id)?,
         updated_at: col(row, "updated_at", table, &id)?,
         id,
@@ -394,6 +393,25 @@ fn claim_sql(kinds: usize, limit: u32) -> String {
     )
 }
 
+/// The claim of the first unfinished effect of ordering key `?4`, if it is ready and of one
+/// of the kinds bound from `?5` on (worker `?1`, lease end `?2`, now `?3`). The partial index
+/// `outbox_by_ordering_key` finds it without a sort.
+fn claim_next_sql(kinds: usize) -> String {
+    let kind_params = (0..kinds)
+        .map(|i| format!("?{}", i + 5))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "UPDATE outbox SET state = 'claimed', claimed_by = ?1, lease_until = ?2, attempts = attempts + 1 \
+         WHERE id = (\
+           SELECT p.id FROM outbox p WHERE p.ordering_key = ?4 AND p.state IN ('ready', 'claimed') \
+           ORDER BY p.id LIMIT 1) \
+           AND effect_kind IN ({kind_params}) \
+           AND ((state = 'ready' AND available_at <= ?3) OR (state = 'claimed' AND lease_until <= ?3)) \
+         RETURNING {EFFECT_COLUMNS}"
+    )
+}
+
 fn effect_from_row(row: &Row<'_>) -> StoreResult<ClaimedEffect> {
     let id: i64 = col(row, "id", OUTBOX, "?")?;
     let ids = id.to_string();
@@ -404,7 +422,7 @@ fn effect_from_row(row: &Row<'_>) -> StoreResult<ClaimedEffect> {
         ordering_key: col(row, "ordering_key", OUTBOX, &ids)?,
         effect_kind: col(row, "effect_kind", OUTBOX, &ids)?,
         effect_version: col(row, "effect_version", OUTBOX, &ids)?,
-        effect: codec::parse_json(&effect),
+        effect: codec::parse_json(effect),
         attempts: col(row, "attempts", OUTBOX, &ids)?,
         lease_until: col(row, "lease_until", OUTBOX, &ids)?,
     }
@@ -465,15 +483,6 @@ impl Store for SqliteStore {
     async fn commit(&self, commit: Commit, now: u64) -> StoreResult<Committed> {
         let now = to_i64(now, "time")?;
         // Sealing and serializing happen before the write lock is taken.
-        let effects = commit
-            .effects
-            .iter()
-            .map(|effect| {
-                serde_json::to_string(&effect.effect.body)
-                    .map(|body| (effect, body))
-                    .map_err(|e| StoreError::Rejected(format!("effect does not serialize: {e}")))
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
         let money = commit
             .money_events
             .iter()
@@ -512,7 +521,7 @@ impl Store for SqliteStore {
                 Self::reserve(tx, reservation, now)?;
             }
             let mut effects_enqueued = 0;
-            for (effect, body) in &effects {
+            for effect in &commit.effects {
                 effects_enqueued += run(
                     tx,
                     "INSERT INTO outbox (idempotency_key, ordering_key, effect_kind, effect_version, effect, \
@@ -523,7 +532,7 @@ impl Store for SqliteStore {
                         effect.ordering_key.as_str(),
                         &effect.effect.kind,
                         i64::from(effect.effect.version),
-                        body,
+                        effect.effect.body.get(),
                         now
                     ],
                 )?;
@@ -708,6 +717,43 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn complete_effect_and_claim_next(
+        &self,
+        id: EffectId,
+        worker: &Key,
+        kinds: &[&str],
+        now: u64,
+        lease_until: u64,
+    ) -> StoreResult<Option<ClaimedEffect>> {
+        let now = to_i64(now, "time")?;
+        let lease_until = to_i64(lease_until, "lease")?;
+        let worker = worker.as_str();
+        self.write(|tx| {
+            let key = rows_of(
+                tx,
+                "UPDATE outbox SET state = 'done', finished_at = ?1, lease_until = NULL \
+                 WHERE id = ?2 AND state = 'claimed' AND claimed_by = ?3 RETURNING ordering_key",
+                params![now, id.0, worker],
+                |row| col::<String>(row, "ordering_key", OUTBOX, &id.0.to_string()),
+            )?;
+            let Some(key) = key.into_iter().next() else {
+                return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
+            };
+            if kinds.is_empty() {
+                return Ok(None);
+            }
+            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&worker, &lease_until, &now, &key];
+            values.extend(kinds.iter().map(|kind| kind as &dyn rusqlite::ToSql));
+            let next = rows_of(
+                tx,
+                &claim_next_sql(kinds.len()),
+                values.as_slice(),
+                effect_from_row,
+            )?;
+            Ok(next.into_iter().next())
+        })
+    }
+
     async fn fail_effect(
         &self,
         id: EffectId,
@@ -784,7 +830,7 @@ mod tests {
                 effect: StoredState {
                     kind: "agent.effect".into(),
                     version: 1,
-                    body: serde_json::json!({}),
+                    body: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
                 },
             }],
             ..Commit::default()

@@ -44,6 +44,7 @@ pub use records::{AgentEffect, CheckoutDoc, ConversationDoc, OrderHandle, OrderT
 
 use crate::outbox::{Clock, OutboxWorker, WorkerConfig};
 use alloy_primitives::Address;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -117,7 +118,12 @@ pub(crate) struct Inner<P: AgentPorts> {
     pub outbox_wake: Arc<Notify>,
     /// Wakes the funds watcher when a checkout starts waiting.
     pub funds_wake: Arc<Notify>,
+    /// Agent wallet addresses lately derived (public, so kept; the keys are not).
+    pub addresses: std::sync::Mutex<HashMap<Key, Address>>,
 }
+
+/// At most this many addresses are remembered; the map starts afresh when it is full.
+const ADDRESSES_KEPT: usize = 1024;
 
 /// The agent driver. Cheap to clone; every clone drives the same agent.
 pub struct Agent<P: AgentPorts> {
@@ -185,6 +191,7 @@ impl<P: AgentPorts> Agent<P> {
                 clock,
                 outbox_wake: Arc::new(Notify::new()),
                 funds_wake: Arc::new(Notify::new()),
+                addresses: std::sync::Mutex::default(),
             }),
         }
     }
@@ -213,7 +220,24 @@ impl<P: AgentPorts> Agent<P> {
 
     /// The address of `user`'s agent wallet.
     pub fn wallet_address(&self, user: &Key) -> Result<Address, AgentError> {
-        self.wallet(user).map(|w| w.address())
+        if let Some(address) = self.addresses().get(user) {
+            return Ok(*address);
+        }
+        let address = self.wallet(user)?.address();
+        let mut addresses = self.addresses();
+        if addresses.len() >= ADDRESSES_KEPT {
+            addresses.clear();
+        }
+        addresses.insert(user.clone(), address);
+        Ok(address)
+    }
+
+    fn addresses(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Address>> {
+        // A panic cannot leave the map half-written: every entry is derived again if need be.
+        self.inner
+            .addresses
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Does everything due now in the calling task: pending effects, then a round of each

@@ -30,6 +30,9 @@ use worldstore_domain::x402::{ReasonCode, VerifiedPayment};
 /// How long a settlement may sit in `settling` before the sweep resumes it.
 pub const STALE_SETTLING_SECONDS: u64 = 120;
 
+/// How long a claimed merchant effect stays this worker's.
+const LEASE_SECONDS: u64 = 120;
+
 /// What one pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pass {
@@ -100,11 +103,15 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
         // Only the merchant's own kind: an agent sharing this store keeps its effects.
         let claimed = self
             .store
-            .claim_effects(worker, &[EFFECT_KIND], limit, now, now + 120)
+            .claim_effects(worker, &[EFFECT_KIND], limit, now, now + LEASE_SECONDS)
             .await?;
         for effect in claimed {
-            self.run_claimed(worker, effect).await?;
-            pass.effects_run += 1;
+            // The write completing an effect claims its order's next one, if ready.
+            let mut next = Some(effect);
+            while let Some(effect) = next.take() {
+                next = self.run_claimed(worker, effect).await?;
+                pass.effects_run += 1;
+            }
         }
         Ok(pass)
     }
@@ -127,7 +134,13 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
         }
     }
 
-    async fn run_claimed(&self, worker: &Key, claimed: ClaimedEffect) -> Result<(), StoreError> {
+    /// Runs one claimed effect and records the outcome; returns the order's next effect
+    /// when the completing write claimed it.
+    async fn run_claimed(
+        &self,
+        worker: &Key,
+        claimed: ClaimedEffect,
+    ) -> Result<Option<ClaimedEffect>, StoreError> {
         let now = self.now();
         let effect: OrderEffect =
             match claimed
@@ -143,7 +156,8 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
                     return self
                         .store
                         .fail_effect(claimed.id, worker, failure, now)
-                        .await;
+                        .await
+                        .map(|()| None);
                 }
             };
         let ran = self.run(&effect).await;
@@ -155,34 +169,39 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
             },
             other => other,
         };
-        match ran {
-            Ran::Done | Ran::Feed(_) => self.store.complete_effect(claimed.id, worker, now).await,
-            Ran::Later(at) => {
-                let failure = EffectFailure::Transient {
-                    retry_at: at,
-                    reason: "not yet".into(),
-                };
-                self.store
-                    .fail_effect(claimed.id, worker, failure, now)
-                    .await
+        let failure = match ran {
+            Ran::Done | Ran::Feed(_) => {
+                return self
+                    .store
+                    .complete_effect_and_claim_next(
+                        claimed.id,
+                        worker,
+                        &[EFFECT_KIND],
+                        now,
+                        now + LEASE_SECONDS,
+                    )
+                    .await;
             }
+            Ran::Later(at) => EffectFailure::Transient {
+                retry_at: at,
+                reason: "not yet".into(),
+            },
             Ran::Failed(EffectFailure::Transient { reason, .. }) => {
                 let retry_at = Backoff::default()
                     .retry_at(claimed.attempts.min(8), now)
                     .unwrap_or(now + 300);
                 tracing::warn!(order = %effect.order_id, %reason, attempts = claimed.attempts, "merchant effect will be retried");
-                let failure = EffectFailure::Transient { retry_at, reason };
-                self.store
-                    .fail_effect(claimed.id, worker, failure, now)
-                    .await
+                EffectFailure::Transient { retry_at, reason }
             }
             Ran::Failed(failure) => {
                 tracing::error!(order = %effect.order_id, ?failure, "merchant effect failed for good");
-                self.store
-                    .fail_effect(claimed.id, worker, failure, now)
-                    .await
+                failure
             }
-        }
+        };
+        self.store
+            .fail_effect(claimed.id, worker, failure, now)
+            .await
+            .map(|()| None)
     }
 
     /// Feeds `input` to the order's machine and commits the result with its effects.

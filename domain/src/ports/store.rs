@@ -172,6 +172,20 @@ pub trait Store: Send + Sync {
         now: u64,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Marks a claimed effect done, as [`Store::complete_effect`] does, and in the same
+    /// transaction claims the effect that comes next for its ordering key, when that one is
+    /// ready by the rule of [`Store::claim_effects`] and of one of `kinds`. A worker runs one
+    /// key's effects back to back this way: one write per effect instead of a completion
+    /// and a claim. `None` when the key has nothing more ready for `kinds` now.
+    fn complete_effect_and_claim_next(
+        &self,
+        id: EffectId,
+        worker: &Key,
+        kinds: &[&str],
+        now: u64,
+        lease_until: u64,
+    ) -> impl Future<Output = StoreResult<Option<ClaimedEffect>>> + Send;
+
     /// Records a failed attempt: a transient failure makes the effect ready again at
     /// `retry_at`; a permanent one parks it as dead (it no longer blocks its ordering key).
     fn fail_effect(

@@ -44,6 +44,7 @@ both_backends!(
     outbox::an_expired_lease_is_reclaimed_and_the_old_worker_loses_it,
     outbox::an_effect_waits_for_earlier_effects_of_its_ordering_key,
     outbox::workers_of_different_kinds_on_one_store_claim_only_their_own,
+    outbox::completing_an_effect_claims_the_next_of_its_key_in_the_same_write,
 );
 
 /// Not a test of its own: the body of the crash test's child process, so it is ignored in

@@ -352,3 +352,90 @@ pub async fn workers_of_different_kinds_on_one_store_claim_only_their_own(backen
     assert_eq!(names(&both), ["agent-1", "agent-2", "audit-1"]);
     assert_eq!(both[2].attempts, 1);
 }
+
+pub async fn completing_an_effect_claims_the_next_of_its_key_in_the_same_write(backend: Backend) {
+    let Some(db) = fresh(backend).await else {
+        return;
+    };
+    let store = &db.store;
+    let (a, b) = (key("worker-a"), key("worker-b"));
+    let commit = Commit {
+        effects: vec![
+            effect("fx-1", "conv-1"),
+            effect("fx-2", "conv-1"),
+            effect("fx-3", "conv-2"),
+            effect("fx-4", "conv-1"),
+            effect_of_kind("fx-5", "conv-1", "other.effect"),
+            effect("fx-6", "conv-1"),
+        ],
+        ..Commit::default()
+    };
+    store.commit(commit, NOW).await.expect("enqueue");
+    let first = store
+        .claim_effects(&a, KINDS, 1, NOW, NOW + LEASE)
+        .await
+        .expect("claim");
+    assert_eq!(first[0].idempotency_key, key("fx-1"));
+
+    let err = store
+        .complete_effect_and_claim_next(first[0].id, &b, KINDS, NOW, NOW + LEASE)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        StoreError::Conflict(Conflict::LeaseLost(first[0].id)),
+        "only the lease holder completes"
+    );
+    let second = store
+        .complete_effect_and_claim_next(first[0].id, &a, KINDS, NOW, NOW + LEASE)
+        .await
+        .expect("complete")
+        .expect("fx-2 is next on conv-1 and ready");
+    assert_eq!(second.idempotency_key, key("fx-2"));
+    assert_eq!((second.attempts, second.lease_until), (1, NOW + LEASE));
+    // fx-3 is on another key: still free for anyone, and fx-4 waits behind fx-2.
+    let others = store
+        .claim_effects(&b, KINDS, 10, NOW, NOW + LEASE)
+        .await
+        .expect("claim");
+    let names: Vec<_> = others
+        .iter()
+        .map(|e| e.idempotency_key.to_string())
+        .collect();
+    assert_eq!(names, ["fx-3"]);
+
+    let fourth = store
+        .complete_effect_and_claim_next(second.id, &a, KINDS, NOW, NOW + LEASE)
+        .await
+        .expect("complete")
+        .expect("fx-4 is next");
+    assert_eq!(fourth.idempotency_key, key("fx-4"));
+    assert!(
+        store
+            .complete_effect_and_claim_next(fourth.id, &a, KINDS, NOW, NOW + LEASE)
+            .await
+            .expect("complete")
+            .is_none(),
+        "fx-5 comes next and is another role's kind: not claimed, and nothing jumps it"
+    );
+    let theirs = store
+        .claim_effects(&b, &["other.effect"], 10, NOW, NOW + LEASE)
+        .await
+        .expect("claim");
+    assert_eq!(theirs[0].idempotency_key, key("fx-5"));
+    let sixth = store
+        .complete_effect_and_claim_next(theirs[0].id, &b, &["other.effect"], NOW, NOW + LEASE)
+        .await
+        .expect("complete");
+    assert!(sixth.is_none(), "fx-6 is not of the kinds asked for");
+    let last = store
+        .claim_effects(&a, KINDS, 10, NOW, NOW + LEASE)
+        .await
+        .expect("claim");
+    assert_eq!(last[0].idempotency_key, key("fx-6"));
+    assert_eq!(
+        store.unfinished_effects().await.expect("count"),
+        2,
+        "fx-3 and fx-6 are claimed and not yet done"
+    );
+}

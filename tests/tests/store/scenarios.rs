@@ -24,7 +24,7 @@ fn state(kind: &str, step: u64) -> StoredState {
     StoredState {
         kind: kind.into(),
         version: 1,
-        body: serde_json::json!({ "step": step }),
+        body: serde_json::value::to_raw_value(&serde_json::json!({ "step": step })).unwrap(),
     }
 }
 
@@ -53,7 +53,8 @@ pub fn effect_of_kind(idempotency: &str, ordering: &str, kind: &str) -> NewEffec
         effect: StoredState {
             kind: kind.into(),
             version: 1,
-            body: serde_json::json!({ "text": idempotency }),
+            body: serde_json::value::to_raw_value(&serde_json::json!({ "text": idempotency }))
+                .unwrap(),
         },
     }
 }

@@ -8,6 +8,7 @@ use crate::x402::NonceKey;
 use alloy_primitives::B256;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::fmt;
 
 /// The three kinds of state machine the store keeps, one table each.
@@ -84,17 +85,31 @@ impl fmt::Display for Status {
 /// A versioned JSON document: the serialized state of a machine or an effect. `kind` names
 /// the Rust type (`checkout`, `effect.reply`), `version` its schema version, so a reader can
 /// refuse what it does not understand instead of misreading it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// The body is kept as JSON text, checked to be JSON but not parsed into a tree: a document
+/// is written and read straight from and into its Rust type.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredState {
     pub kind: String,
     pub version: u32,
-    pub body: serde_json::Value,
+    pub body: Box<RawValue>,
+}
+
+/// Equal when kind, version and the JSON values are equal, however the text is spaced or
+/// its keys ordered (PostgreSQL's `jsonb` keeps neither).
+impl PartialEq for StoredState {
+    fn eq(&self, other: &Self) -> bool {
+        let value = |raw: &RawValue| serde_json::from_str::<serde_json::Value>(raw.get()).ok();
+        self.kind == other.kind
+            && self.version == other.version
+            && (self.body.get() == other.body.get() || value(&self.body) == value(&other.body))
+    }
 }
 
 impl StoredState {
     /// Serializes `value` as a document of `kind` at schema `version`.
     pub fn encode<T: Serialize>(kind: &str, version: u32, value: &T) -> Result<Self, StoreError> {
-        let body = serde_json::to_value(value)
+        let body = serde_json::value::to_raw_value(value)
             .map_err(|e| StoreError::Rejected(format!("{kind} does not serialize: {e}")))?;
         Ok(Self {
             kind: kind.to_owned(),
@@ -132,7 +147,7 @@ impl StoredState {
                 ),
             ));
         }
-        T::deserialize(&self.body).map_err(|e| {
+        serde_json::from_str(self.body.get()).map_err(|e: serde_json::Error| {
             StoreError::corrupt(
                 table,
                 id,
@@ -315,7 +330,7 @@ mod tests {
         StoredState {
             kind: kind.into(),
             version,
-            body,
+            body: serde_json::value::to_raw_value(&body).unwrap(),
         }
     }
 
