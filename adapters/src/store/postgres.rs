@@ -44,6 +44,11 @@ pub(crate) static MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox by kind",
         include_str!("../../migrations/postgres/0002_outbox_by_kind.sql"),
     ),
+    (
+        3,
+        "conversations by id only",
+        include_str!("../../migrations/postgres/0003_conversations_by_id_only.sql"),
+    ),
 ];
 
 type Tx = Transaction<'static, Postgres>;

@@ -61,6 +61,11 @@ pub(crate) static MIGRATIONS: &[(i64, &str, &str)] = &[
         "outbox by kind",
         include_str!("../../migrations/sqlite/0002_outbox_by_kind.sql"),
     ),
+    (
+        3,
+        "conversations by id only",
+        include_str!("../../migrations/sqlite/0003_conversations_by_id_only.sql"),
+    ),
 ];
 
 /// The port's view of a SQLite error: lock contention is transient, the rest fatal. The
@@ -160,8 +165,11 @@ impl SqliteStore {
         )
         .map_err(fail)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
+        // Temporary b-trees (sorting the ready effects, a subquery's rows) cost less in
+        // memory than in a temporary file.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+             PRAGMA temp_store = MEMORY;",
         )
         .map_err(fail)?;
         conn.set_prepared_statement_cache_capacity(64);
@@ -370,53 +378,78 @@ fn machine_from_row(row: &Row<'_>, kind: MachineKind) -> StoreResult<MachineReco
     .decode(kind)
 }
 
-/// The claim of at most `limit` ready effects of `kinds` kinds, bound as `?1` worker, `?2`
-/// lease end, `?3` now, then one placeholder per kind (`?4`, `?5`, ...). The kind filter
-/// with the repeated `state IN (...)` lets SQLite search the partial index
-/// `outbox_unfinished_by_kind`. The limit is written into the SQL ([`limit_clause`]).
-fn claim_sql(kinds: usize, limit: u32) -> String {
-    let limit = limit_clause(limit);
-    let kind_params = (0..kinds)
-        .map(|i| format!("?{}", i + 4))
+/// `?{first}, ?{first+1}, ...`: one placeholder per effect kind.
+fn kind_params(kinds: usize, first: usize) -> String {
+    (0..kinds)
+        .map(|i| format!("?{}", i + first))
         .collect::<Vec<_>>()
-        .join(", ");
+        .join(", ")
+}
+
+/// The ready effects of the kinds bound from `?2` on, at `?1` now, oldest first, at most
+/// `limit`: pending and due, or claimed under an expired lease, and the first unfinished
+/// effect of their ordering key. The kind filter with the repeated `state IN (...)` lets
+/// SQLite search the partial index `outbox_unfinished_by_kind`; the limit is written into
+/// the SQL ([`limit_clause`]).
+fn ready_sql(kinds: usize, limit: u32) -> String {
     format!(
-        "UPDATE outbox SET state = 'claimed', claimed_by = ?1, lease_until = ?2, attempts = attempts + 1 \
-         WHERE id IN (\
-           SELECT o.id FROM outbox o \
-           WHERE o.effect_kind IN ({kind_params}) AND o.state IN ('ready', 'claimed') \
-             AND ((o.state = 'ready' AND o.available_at <= ?3) OR (o.state = 'claimed' AND o.lease_until <= ?3)) \
-             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
-                             AND p.id < o.id AND p.state IN ('ready', 'claimed')) \
-           ORDER BY o.id {limit}) \
-         RETURNING {EFFECT_COLUMNS}"
+        "SELECT {EFFECT_COLUMNS} FROM outbox o \
+         WHERE o.effect_kind IN ({}) AND o.state IN ('ready', 'claimed') \
+           AND ((o.state = 'ready' AND o.available_at <= ?1) OR (o.state = 'claimed' AND o.lease_until <= ?1)) \
+           AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.ordering_key = o.ordering_key \
+                           AND p.id < o.id AND p.state IN ('ready', 'claimed')) \
+         ORDER BY o.id {}",
+        kind_params(kinds, 2),
+        limit_clause(limit)
     )
 }
 
-/// The claim of the first unfinished effect of ordering key `?4`, if it is ready and of one
-/// of the kinds bound from `?5` on (worker `?1`, lease end `?2`, now `?3`). The partial index
+/// The effect after effect `?2` in its ordering key (the first one unfinished), if it is
+/// ready at `?1` now and of one of the kinds bound from `?3` on. The partial index
 /// `outbox_by_ordering_key` finds it without a sort.
-fn claim_next_sql(kinds: usize) -> String {
-    let kind_params = (0..kinds)
-        .map(|i| format!("?{}", i + 5))
-        .collect::<Vec<_>>()
-        .join(", ");
+fn next_ready_sql(kinds: usize) -> String {
     format!(
-        "UPDATE outbox SET state = 'claimed', claimed_by = ?1, lease_until = ?2, attempts = attempts + 1 \
-         WHERE id = (\
-           SELECT p.id FROM outbox p WHERE p.ordering_key = ?4 AND p.state IN ('ready', 'claimed') \
-           ORDER BY p.id LIMIT 1) \
-           AND effect_kind IN ({kind_params}) \
-           AND ((state = 'ready' AND available_at <= ?3) OR (state = 'claimed' AND lease_until <= ?3)) \
-         RETURNING {EFFECT_COLUMNS}"
+        "SELECT {EFFECT_COLUMNS} FROM (\
+           SELECT * FROM outbox \
+           WHERE ordering_key = (SELECT ordering_key FROM outbox WHERE id = ?2) \
+             AND state IN ('ready', 'claimed') \
+           ORDER BY id LIMIT 1) \
+         WHERE effect_kind IN ({}) \
+           AND ((state = 'ready' AND available_at <= ?1) OR (state = 'claimed' AND lease_until <= ?1))",
+        kind_params(kinds, 3)
     )
 }
 
-fn effect_from_row(row: &Row<'_>) -> StoreResult<ClaimedEffect> {
+/// Leases effects read by [`ready_sql`] or [`next_ready_sql`] to `worker` until
+/// `lease_until`, within the write transaction `tx` that read them. Plain updates by id:
+/// an `UPDATE ... RETURNING` over a subquery costs SQLite temporary tables on every call.
+fn lease(
+    tx: &Transaction<'_>,
+    ready: Vec<RawEffect>,
+    worker: &str,
+    lease_until: i64,
+) -> StoreResult<Vec<ClaimedEffect>> {
+    ready
+        .into_iter()
+        .map(|mut effect| {
+            run(
+                tx,
+                "UPDATE outbox SET state = 'claimed', claimed_by = ?1, lease_until = ?2, \
+                 attempts = attempts + 1 WHERE id = ?3",
+                params![worker, lease_until, effect.id],
+            )?;
+            effect.attempts += 1;
+            effect.lease_until = Some(lease_until);
+            effect.decode()
+        })
+        .collect()
+}
+
+fn raw_effect_from_row(row: &Row<'_>) -> StoreResult<RawEffect> {
     let id: i64 = col(row, "id", OUTBOX, "?")?;
     let ids = id.to_string();
     let effect: String = col(row, "effect", OUTBOX, &ids)?;
-    RawEffect {
+    Ok(RawEffect {
         id,
         idempotency_key: col(row, "idempotency_key", OUTBOX, &ids)?,
         ordering_key: col(row, "ordering_key", OUTBOX, &ids)?,
@@ -425,8 +458,7 @@ fn effect_from_row(row: &Row<'_>) -> StoreResult<ClaimedEffect> {
         effect: codec::parse_json(effect),
         attempts: col(row, "attempts", OUTBOX, &ids)?,
         lease_until: col(row, "lease_until", OUTBOX, &ids)?,
-    }
-    .decode()
+    })
 }
 
 impl Store for SqliteStore {
@@ -689,19 +721,18 @@ impl Store for SqliteStore {
         }
         let now = to_i64(now, "time")?;
         let lease_until = to_i64(lease_until, "lease")?;
-        let worker = worker.as_str();
-        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&worker, &lease_until, &now];
+        let sql = ready_sql(kinds.len(), limit);
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&now];
         values.extend(kinds.iter().map(|kind| kind as &dyn rusqlite::ToSql));
-        // One statement: SQLite runs it as its own write transaction, taking the write lock
-        // before it reads, so no explicit BEGIN IMMEDIATE ... COMMIT is needed around it.
-        let mut claimed = rows_of(
-            &self.conn(),
-            &claim_sql(kinds.len(), limit),
-            values.as_slice(),
-            effect_from_row,
-        )?;
-        claimed.sort_by_key(|e| e.id);
-        Ok(claimed)
+        // A read first: most rounds find nothing due, and answering that takes no write
+        // lock. What is found is read again under the lock, then leased.
+        if rows_of(&self.conn(), &sql, values.as_slice(), |_| Ok(()))?.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|tx| {
+            let ready = rows_of(tx, &sql, values.as_slice(), raw_effect_from_row)?;
+            lease(tx, ready, worker.as_str(), lease_until)
+        })
     }
 
     async fn complete_effect(&self, id: EffectId, worker: &Key, now: u64) -> StoreResult<()> {
@@ -727,30 +758,28 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<ClaimedEffect>> {
         let now = to_i64(now, "time")?;
         let lease_until = to_i64(lease_until, "lease")?;
-        let worker = worker.as_str();
         self.write(|tx| {
-            let key = rows_of(
+            let done = run(
                 tx,
                 "UPDATE outbox SET state = 'done', finished_at = ?1, lease_until = NULL \
-                 WHERE id = ?2 AND state = 'claimed' AND claimed_by = ?3 RETURNING ordering_key",
-                params![now, id.0, worker],
-                |row| col::<String>(row, "ordering_key", OUTBOX, &id.0.to_string()),
+                 WHERE id = ?2 AND state = 'claimed' AND claimed_by = ?3",
+                params![now, id.0, worker.as_str()],
             )?;
-            let Some(key) = key.into_iter().next() else {
+            if done == 0 {
                 return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
-            };
+            }
             if kinds.is_empty() {
                 return Ok(None);
             }
-            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&worker, &lease_until, &now, &key];
+            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&now, &id.0];
             values.extend(kinds.iter().map(|kind| kind as &dyn rusqlite::ToSql));
             let next = rows_of(
                 tx,
-                &claim_next_sql(kinds.len()),
+                &next_ready_sql(kinds.len()),
                 values.as_slice(),
-                effect_from_row,
+                raw_effect_from_row,
             )?;
-            Ok(next.into_iter().next())
+            Ok(lease(tx, next, worker.as_str(), lease_until)?.pop())
         })
     }
 
@@ -844,25 +873,27 @@ mod tests {
         // Restarted on the new schema (an EXPLAIN does not notice a connection's stale one).
         store.pool().close().await;
         let store = connect().await.expect("reconnect");
-        // The claim's search goes through the kind index, not a scan of the outbox.
-        let mut explain = sqlx::query(AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {}",
-            claim_sql(1, 10)
-        )));
-        for value in ["w", "200", "100", "agent.effect"] {
-            explain = explain.bind(value);
+        // The claim's search goes through the kind index, not a scan of the outbox, and
+        // the next effect of a key is found through the ordering-key index.
+        let ready: &[&str] = &["100", "agent.effect"];
+        let next: &[&str] = &["100", "1", "agent.effect"];
+        for (sql, values, index) in [
+            (ready_sql(1, 10), ready, "outbox_unfinished_by_kind"),
+            (next_ready_sql(1), next, "outbox_by_ordering_key"),
+        ] {
+            let mut explain = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+            for value in values {
+                explain = explain.bind(*value);
+            }
+            let plan: Vec<String> = explain
+                .fetch_all(store.pool())
+                .await
+                .expect("plan")
+                .iter()
+                .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+                .collect();
+            assert!(plan.iter().any(|d| d.contains(index)), "{plan:?}");
         }
-        let plan: Vec<String> = explain
-            .fetch_all(store.pool())
-            .await
-            .expect("plan")
-            .iter()
-            .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
-            .collect();
-        assert!(
-            plan.iter().any(|d| d.contains("outbox_unfinished_by_kind")),
-            "{plan:?}"
-        );
         let worker = key("worker");
         assert!(
             store
