@@ -23,7 +23,7 @@ use super::crypto::Sealer;
 use super::error::classify;
 use super::{FaultHook, FaultPoint};
 use rusqlite::types::FromSql;
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
@@ -172,7 +172,7 @@ impl SqliteStore {
              PRAGMA temp_store = MEMORY;",
         )
         .map_err(fail)?;
-        conn.set_prepared_statement_cache_capacity(64);
+        conn.set_prepared_statement_cache_capacity(256);
         Ok(Self {
             pool,
             conn: Arc::new(Mutex::new(conn)),
@@ -202,30 +202,37 @@ impl SqliteStore {
         }
     }
 
-    /// The connection. A panic while it was held rolled its transaction back (the
-    /// transaction's drop), so the connection is sound even when the lock is poisoned.
+    /// The connection. A panic while it was held rolled its transaction back (see
+    /// [`SqliteStore::write`]), so the connection is sound even when the lock is poisoned.
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `work` in one `BEGIN IMMEDIATE` transaction, committed when it returns `Ok`.
-    fn write<T>(&self, work: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(fail)?;
-        let out = work(&tx)?;
-        tx.commit().map_err(fail)?;
+    /// Runs `work` in one `BEGIN IMMEDIATE` transaction, committed when it returns `Ok` and
+    /// rolled back otherwise (an error, a failed commit, a panic). `BEGIN` and `COMMIT` are
+    /// cached statements like the rest, not parsed again for every transaction.
+    fn write<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        /// Rolls the transaction back when dropped before it was committed.
+        struct Open<'c>(&'c Connection, bool);
+        impl Drop for Open<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    let _ = run(self.0, "ROLLBACK", []);
+                }
+            }
+        }
+        let conn = self.conn();
+        run(&conn, "BEGIN IMMEDIATE", [])?;
+        let mut open = Open(&conn, false);
+        let out = work(&conn)?;
+        run(&conn, "COMMIT", [])?;
+        open.1 = true;
         Ok(out)
     }
 
-    fn write_machine(
-        tx: &Transaction<'_>,
-        write: &MachineWrite,
-        now: i64,
-    ) -> StoreResult<Revision> {
+    fn write_machine(tx: &Connection, write: &MachineWrite, now: i64) -> StoreResult<Revision> {
         let table = write.kind.table();
         let body = write.state.body.get();
         let user = write.index.user.as_ref().map(Key::as_str);
@@ -289,7 +296,7 @@ impl SqliteStore {
         }
     }
 
-    fn insert_conflict(tx: &Transaction<'_>, write: &MachineWrite) -> StoreError {
+    fn insert_conflict(tx: &Connection, write: &MachineWrite) -> StoreError {
         let sql = format!("SELECT 1 FROM {} WHERE id = ?1", write.kind.table());
         let found = tx.prepare_cached(&sql).and_then(|mut statement| {
             statement
@@ -306,7 +313,7 @@ impl SqliteStore {
         }
     }
 
-    fn reserve(tx: &Transaction<'_>, reservation: &NonceReservation, now: i64) -> StoreResult<()> {
+    fn reserve(tx: &Connection, reservation: &NonceReservation, now: i64) -> StoreResult<()> {
         let c = codec::nonce_columns(&reservation.key);
         let done = run(
             tx,
@@ -424,7 +431,7 @@ fn next_ready_sql(kinds: usize) -> String {
 /// `lease_until`, within the write transaction `tx` that read them. Plain updates by id:
 /// an `UPDATE ... RETURNING` over a subquery costs SQLite temporary tables on every call.
 fn lease(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     ready: Vec<RawEffect>,
     worker: &str,
     lease_until: i64,
