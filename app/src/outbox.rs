@@ -327,6 +327,14 @@ mod tests {
         fail_first: Option<EffectError>,
     }
 
+    impl Scripted {
+        /// The effects attempted, in order.
+        fn keys(&self) -> Vec<String> {
+            let attempts = self.attempts.lock().unwrap();
+            attempts.iter().map(|(k, _)| k.clone()).collect()
+        }
+    }
+
     impl EffectExecutor for Scripted {
         const KINDS: &'static [&'static str] = &["test"];
 
@@ -462,13 +470,7 @@ mod tests {
         assert_eq!(worker.run_once().await.unwrap(), 1, "one at a time per key");
         assert_eq!(worker.run_once().await.unwrap(), 1);
         assert_eq!(f.store.unfinished_effects().await.unwrap(), 0);
-        let keys: Vec<String> = executor
-            .attempts
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, _)| k.clone())
-            .collect();
+        let keys = executor.keys();
         assert_eq!(keys, vec!["e1", "e2"]);
     }
 
@@ -487,13 +489,7 @@ mod tests {
             "claimed once, ran three"
         );
         assert_eq!(f.store.unfinished_effects().await.unwrap(), 0);
-        let keys: Vec<String> = executor
-            .attempts
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, _)| k.clone())
-            .collect();
+        let keys = executor.keys();
         assert_eq!(keys, vec!["e1", "e2", "e3"]);
     }
 

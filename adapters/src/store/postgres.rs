@@ -257,6 +257,20 @@ fn effect_from_row(row: &PgRow) -> StoreResult<ClaimedEffect> {
     .decode()
 }
 
+/// [`EFFECT_COLUMNS`] qualified by `outbox.`, for `UPDATE ... FROM ... RETURNING`.
+fn outbox_effect_columns() -> String {
+    EFFECT_COLUMNS
+        .split(", ")
+        .map(|c| format!("outbox.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Effect kinds as a `text[]` parameter.
+fn owned(kinds: &[&str]) -> Vec<String> {
+    kinds.iter().map(|k| (*k).to_owned()).collect()
+}
+
 impl Store for PostgresStore {
     async fn register_user(&self, user: &Key, now: u64) -> StoreResult<()> {
         sqlx::query("INSERT INTO users (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
@@ -548,23 +562,14 @@ impl Store for PostgresStore {
              UPDATE outbox SET state = 'claimed', claimed_by = $1, lease_until = $2, attempts = outbox.attempts + 1 \
              FROM picked WHERE outbox.id = picked.id \
              RETURNING {}",
-            EFFECT_COLUMNS
-                .split(", ")
-                .map(|c| format!("outbox.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            outbox_effect_columns()
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(worker.as_str())
             .bind(lease_until)
             .bind(now)
             .bind(i64::from(limit))
-            .bind(
-                kinds
-                    .iter()
-                    .map(|k| (*k).to_owned())
-                    .collect::<Vec<String>>(),
-            )
+            .bind(owned(kinds))
             .fetch_all(&mut *tx)
             .await
             .map_err(classify)?;
@@ -578,20 +583,10 @@ impl Store for PostgresStore {
     }
 
     async fn complete_effect(&self, id: EffectId, worker: &Key, now: u64) -> StoreResult<()> {
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'done', finished_at = $1, lease_until = NULL \
-             WHERE id = $2 AND state = 'claimed' AND claimed_by = $3",
-        )
-        .bind(to_i64(now, "time")?)
-        .bind(id.0)
-        .bind(worker.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(classify)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
-        }
-        Ok(())
+        // Naming no kind claims nothing: only the completion.
+        self.complete_effect_and_claim_next(id, worker, &[], now, now)
+            .await
+            .map(|_| ())
     }
 
     async fn complete_effect_and_claim_next(
@@ -618,6 +613,10 @@ impl Store for PostgresStore {
         let Some(key) = key else {
             return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
         };
+        if kinds.is_empty() {
+            tx.commit().await.map_err(classify)?;
+            return Ok(None);
+        }
         // The key's first unfinished effect, if ready and ours to run. Its row is locked
         // (no SKIP LOCKED: skipping it would hand out the effect after it, out of order);
         // a claimer holding it is done within its own short transaction.
@@ -630,23 +629,14 @@ impl Store for PostgresStore {
                AND ((outbox.state = 'ready' AND outbox.available_at <= $3) \
                     OR (outbox.state = 'claimed' AND outbox.lease_until <= $3)) \
              RETURNING {}",
-            EFFECT_COLUMNS
-                .split(", ")
-                .map(|c| format!("outbox.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            outbox_effect_columns()
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(worker.as_str())
             .bind(lease_until)
             .bind(now)
             .bind(key)
-            .bind(
-                kinds
-                    .iter()
-                    .map(|k| (*k).to_owned())
-                    .collect::<Vec<String>>(),
-            )
+            .bind(owned(kinds))
             .fetch_optional(&mut *tx)
             .await
             .map_err(classify)?;

@@ -743,16 +743,10 @@ impl Store for SqliteStore {
     }
 
     async fn complete_effect(&self, id: EffectId, worker: &Key, now: u64) -> StoreResult<()> {
-        let done = run(
-            &self.conn(),
-            "UPDATE outbox SET state = 'done', finished_at = ?1, lease_until = NULL \
-             WHERE id = ?2 AND state = 'claimed' AND claimed_by = ?3",
-            params![to_i64(now, "time")?, id.0, worker.as_str()],
-        )?;
-        if done == 0 {
-            return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
-        }
-        Ok(())
+        // Naming no kind claims nothing: only the completion.
+        self.complete_effect_and_claim_next(id, worker, &[], now, now)
+            .await
+            .map(|_| ())
     }
 
     async fn complete_effect_and_claim_next(
