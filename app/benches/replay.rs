@@ -57,30 +57,49 @@ fn recordings() -> Vec<PathBuf> {
         .collect()
 }
 
+/// Turns per second of CPU time, or a dash where none was measured.
+fn per_cpu_second(turns: usize, cpu: Duration) -> String {
+    if cpu.is_zero() {
+        "-".into()
+    } else {
+        format!("{:.0}", turns as f64 / cpu.as_secs_f64())
+    }
+}
+
 async fn turns_per_second(rounds: usize) {
     println!("## Turns per second, one core ({rounds} rounds of each recording)\n");
-    println!("| recording | turns | seconds | turns/s |");
-    println!("|---|---:|---:|---:|");
-    let (mut turns, mut elapsed) = (0, Duration::ZERO);
+    println!("| recording | turns | seconds | turns/s | CPU seconds | turns per CPU second |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let (mut turns, mut elapsed, mut cpu) = (0, Duration::ZERO, Duration::ZERO);
     for path in recordings() {
         let script = read(&path).expect("a recording");
         let dir = scratch_dir(&path);
         let measured = replay_rounds(&script, &dir, rounds).await.expect("replay");
         let _ = std::fs::remove_dir_all(&dir);
+        let used = measured.cpu.unwrap_or_default();
         turns += measured.turns;
         elapsed += measured.elapsed;
+        cpu += used;
         println!(
-            "| {} | {} | {:.3} | {:.0} |",
+            "| {} | {} | {:.3} | {:.0} | {:.2} | {} |",
             path.file_stem().unwrap_or_default().to_string_lossy(),
             measured.turns,
             measured.elapsed.as_secs_f64(),
-            measured.turns as f64 / measured.elapsed.as_secs_f64()
+            measured.turns as f64 / measured.elapsed.as_secs_f64(),
+            used.as_secs_f64(),
+            per_cpu_second(measured.turns, used)
         );
     }
     println!(
-        "| **all** | {turns} | {:.3} | **{:.0}** |\n",
+        "| **all** | {turns} | {:.3} | **{:.0}** | {:.2} | {} |\n",
         elapsed.as_secs_f64(),
-        turns as f64 / elapsed.as_secs_f64()
+        turns as f64 / elapsed.as_secs_f64(),
+        cpu.as_secs_f64(),
+        per_cpu_second(turns, cpu)
+    );
+    println!(
+        "CPU time is the whole process's, every thread (SQLite's checkpoint threads too), \
+         read from /proc in 10 ms ticks.\n"
     );
 }
 

@@ -7,6 +7,7 @@
 //! `postgres://...`) and runs the migrations. Personal data (profiles, message text) is
 //! sealed with the [`DataKey`] from configuration before it reaches the database.
 
+mod checkpoint;
 mod codec;
 pub mod crypto;
 mod error;

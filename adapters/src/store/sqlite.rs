@@ -15,6 +15,7 @@
 //! the busy timeout, as before. An sqlx pool on the same file stays for the migrations and
 //! for tools that want raw SQL ([`SqliteStore::pool`]).
 
+use super::checkpoint::{self, Checkpointer};
 use super::codec::{
     self, EFFECT_COLUMNS, MACHINE_COLUMNS, MESSAGES, MONEY_EVENTS, OUTBOX, PROFILES, RawEffect,
     RawMachine, RawMessage, RawMoneyEvent, to_i64,
@@ -46,6 +47,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Where the port's operations run.
     conn: Arc<Mutex<Connection>>,
+    /// Copies the log back into the file, off the writer's thread.
+    checkpointer: Checkpointer,
     sealer: Sealer,
     fault: Option<FaultHook>,
 }
@@ -159,23 +162,32 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(classify)?;
-        let conn = Connection::open_with_flags(
-            &path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(fail)?;
+        let open = || {
+            Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(fail)
+        };
+        let conn = open()?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(fail)?;
         // Temporary b-trees (sorting the ready effects, a subquery's rows) cost less in
-        // memory than in a temporary file.
-        conn.execute_batch(
+        // memory than in a temporary file. The checkpointer copies the log back; this
+        // connection does so itself only past the backstop (see `checkpoint`).
+        conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-             PRAGMA temp_store = MEMORY;",
-        )
+             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {};",
+            checkpoint::BACKSTOP_PAGES
+        ))
         .map_err(fail)?;
+        let checkpointer = Checkpointer::start(open()?)
+            .map_err(|e| StoreError::Fatal(format!("cannot start the checkpoint thread: {e}")))?;
         conn.set_prepared_statement_cache_capacity(256);
         Ok(Self {
             pool,
             conn: Arc::new(Mutex::new(conn)),
+            checkpointer,
             sealer,
             fault: None,
         })
@@ -229,6 +241,7 @@ impl SqliteStore {
         let out = work(&conn)?;
         run(&conn, "COMMIT", [])?;
         open.1 = true;
+        self.checkpointer.wrote();
         Ok(out)
     }
 
@@ -842,6 +855,54 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let url = format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display());
         (url, dir)
+    }
+
+    /// Commits leave their pages in the log; the checkpointer thread, not the committing
+    /// one, copies them back into the database file soon after.
+    #[tokio::test]
+    async fn the_checkpointer_copies_the_log_back_soon_after_writes() {
+        let (url, dir) = temp_url("checkpoint");
+        let store = SqliteStore::connect(&url, Sealer::new(&DataKey::from_bytes([7; 32])))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        let backstop: u32 = store
+            .conn()
+            .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
+            .expect("pragma");
+        assert_eq!(backstop, checkpoint::BACKSTOP_PAGES);
+        let file = dir.join("db.sqlite");
+        let size = || std::fs::metadata(&file).expect("database file").len();
+        let before = size();
+        // A few dozen pages: far below SQLite's own threshold of 1,000, so only the
+        // checkpointer can have copied them.
+        for n in 0..20 {
+            let key = |s: String| Key::parse(&s).expect("key");
+            let commit = Commit {
+                inbound: Some(key(format!("in-{n}"))),
+                effects: vec![NewEffect {
+                    idempotency_key: key(format!("fx-{n}")),
+                    ordering_key: key(format!("user:{n}")),
+                    effect: StoredState {
+                        kind: "agent.effect".into(),
+                        version: 1,
+                        body: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+                    },
+                }],
+                ..Commit::default()
+            };
+            store.commit(commit, 100).await.expect("commit");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while size() == before && std::time::Instant::now() < deadline {
+            tokio::time::sleep(checkpoint::GATHER).await;
+        }
+        assert!(
+            size() > before,
+            "the database file is still {before} bytes: nothing was checkpointed"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]

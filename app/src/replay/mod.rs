@@ -408,6 +408,9 @@ pub struct Rounds {
     pub turns: usize,
     /// Time spent in the steps (the world's start-up excluded).
     pub elapsed: std::time::Duration,
+    /// CPU time of the whole process (every thread) over the same steps, where the system
+    /// reports it (Linux).
+    pub cpu: Option<std::time::Duration>,
     pub purchases: usize,
     pub model_calls: u64,
     pub usage: Usage,
@@ -424,6 +427,7 @@ pub async fn replay_rounds(
     let (setup, brain, clock) = prepare(script, data_dir)?;
     let mut run = start(&setup, clock).await?;
     let mut measured = Rounds::default();
+    let cpu_before = process_cpu_time();
     let started = std::time::Instant::now();
     for round in 0..rounds {
         for (i, step) in script.steps.iter().enumerate() {
@@ -438,10 +442,26 @@ pub async fn replay_rounds(
         }
     }
     measured.elapsed = started.elapsed();
+    measured.cpu = process_cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     measured.purchases = purchases(&run).await?;
     measured.model_calls = brain.calls();
     measured.usage = brain.usage();
     Ok(measured)
+}
+
+/// User plus system CPU time of this process, all threads, from `/proc/self/stat` (in
+/// clock ticks of 10 ms); `None` where there is no such file.
+fn process_cpu_time() -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which may hold spaces) are space-separated;
+    // utime and stime are the 14th and 15th fields of the line.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after_name.split(' ').skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(std::time::Duration::from_millis((utime + stime) * 10))
 }
 
 /// Replays `script` in a fresh sandbox under `data_dir` (which should be empty).
