@@ -69,6 +69,11 @@ pub(crate) static MIGRATIONS: &[(i64, &str, &str)] = &[
         "conversations by id only",
         include_str!("../../migrations/sqlite/0003_conversations_by_id_only.sql"),
     ),
+    (
+        4,
+        "fewer pages per commit",
+        include_str!("../../migrations/sqlite/0004_fewer_pages_per_commit.sql"),
+    ),
 ];
 
 /// The port's view of a SQLite error: lock contention is transient, the rest fatal. The
@@ -277,15 +282,18 @@ impl SqliteStore {
             }
             Expected::At(Revision(expected)) => {
                 let expected_at = to_i64(expected, "revision")?;
+                // The lookup columns are set only when they change: SQLite rewrites the
+                // index entries of every column an UPDATE sets, changed or not, and a user
+                // or an order id rarely changes (a checkout gets its order id once).
                 let sql = format!(
-                    "UPDATE {table} SET user_id = ?1, order_id = ?2, status = ?3, state_kind = ?4, \
-                     state_version = ?5, state = ?6, revision = revision + 1, updated_at = ?7 \
-                     WHERE id = ?8 AND revision = ?9"
+                    "UPDATE {table} SET status = ?1, state_kind = ?2, state_version = ?3, state = ?4, \
+                     revision = revision + 1, updated_at = ?5 \
+                     WHERE id = ?6 AND revision = ?7 RETURNING user_id, order_id"
                 );
-                let done = tx.prepare_cached(&sql).and_then(|mut statement| {
-                    statement.execute(params![
-                        user,
-                        order,
+                let stored = rows_of(
+                    tx,
+                    &sql,
+                    params![
                         write.index.status.as_str(),
                         &write.state.kind,
                         i64::from(write.state.version),
@@ -293,18 +301,34 @@ impl SqliteStore {
                         now,
                         write.id.as_str(),
                         expected_at
-                    ])
-                });
-                match done {
-                    Ok(1) => Ok(Revision(expected + 1)),
-                    Ok(_) => Err(StoreError::Conflict(Conflict::RevisionMoved {
+                    ],
+                    |row| {
+                        Ok((
+                            col::<Option<String>>(row, "user_id", table, write.id.as_str())?,
+                            col::<Option<String>>(row, "order_id", table, write.id.as_str())?,
+                        ))
+                    },
+                )?;
+                let Some((stored_user, stored_order)) = stored.into_iter().next() else {
+                    return Err(StoreError::Conflict(Conflict::RevisionMoved {
                         kind: write.kind,
                         id: write.id.clone(),
                         expected,
-                    })),
-                    Err(e) if is_unique_violation(&e) => Err(order_taken(write)),
-                    Err(e) => Err(fail(e)),
+                    }));
+                };
+                if stored_user.as_deref() != user || stored_order.as_deref() != order {
+                    let sql =
+                        format!("UPDATE {table} SET user_id = ?1, order_id = ?2 WHERE id = ?3");
+                    let done = tx.prepare_cached(&sql).and_then(|mut statement| {
+                        statement.execute(params![user, order, write.id.as_str()])
+                    });
+                    match done {
+                        Ok(_) => {}
+                        Err(e) if is_unique_violation(&e) => return Err(order_taken(write)),
+                        Err(e) => return Err(fail(e)),
+                    }
                 }
+                Ok(Revision(expected + 1))
             }
         }
     }
@@ -847,7 +871,8 @@ mod tests {
     use super::*;
     use crate::store::DataKey;
     use sqlx::AssertSqlSafe;
-    use worldstore_domain::ports::store::{NewEffect, StoredState};
+    use worldstore_domain::pii::Pii;
+    use worldstore_domain::ports::store::{Direction, NewEffect, StoredState};
 
     fn temp_url(name: &str) -> (String, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("ws-sqlite-{name}-{}", std::process::id()));
@@ -914,16 +939,25 @@ mod tests {
             .await
             .expect("first schema only");
         let key = |s: &str| Key::parse(s).expect("key");
+        let effect = |name: &str| NewEffect {
+            idempotency_key: key(name),
+            ordering_key: key("user:old"),
+            effect: StoredState {
+                kind: "agent.effect".into(),
+                version: 1,
+                body: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+            },
+        };
+        let logged = |text: &str| LoggedMessage {
+            conversation: key("conv-old"),
+            direction: Direction::Inbound,
+            at: 100,
+            text: Pii::new(text.to_owned()),
+        };
         let commit = Commit {
-            effects: vec![NewEffect {
-                idempotency_key: key("fx-old"),
-                ordering_key: key("user:old"),
-                effect: StoredState {
-                    kind: "agent.effect".into(),
-                    version: 1,
-                    body: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
-                },
-            }],
+            inbound: Some(key("in-old")),
+            effects: vec![effect("fx-old")],
+            messages: vec![logged("before the upgrade")],
             ..Commit::default()
         };
         store.commit(commit, 100).await.expect("enqueue under 0001");
@@ -970,6 +1004,27 @@ mod tests {
             .expect("claim");
         assert_eq!(claimed.len(), 1);
         assert_eq!(claimed[0].idempotency_key, key("fx-old"));
+        // Migration 0004 rebuilt the outbox, the message log and the inbound ids with
+        // their rows: the old inbound id is still processed, the old line still logged,
+        // and rows added now come after the old ones.
+        assert!(store.is_processed(&key("in-old")).await.expect("read"));
+        let commit = Commit {
+            inbound: Some(key("in-new")),
+            effects: vec![effect("fx-new")],
+            messages: vec![logged("after the upgrade")],
+            ..Commit::default()
+        };
+        store.commit(commit, 101).await.expect("enqueue under 0004");
+        let log = store.message_log(&key("conv-old"), 10).await.expect("log");
+        let texts: Vec<&str> = log.iter().map(|m| m.text.expose().as_str()).collect();
+        assert_eq!(texts, ["before the upgrade", "after the upgrade"]);
+        let next = store
+            .complete_effect_and_claim_next(claimed[0].id, &worker, &["agent.effect"], 101, 300)
+            .await
+            .expect("complete")
+            .expect("the new effect is next for its key");
+        assert_eq!(next.idempotency_key, key("fx-new"));
+        assert!(next.id > claimed[0].id);
         store.pool().close().await;
         let _ = std::fs::remove_dir_all(dir);
     }

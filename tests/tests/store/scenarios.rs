@@ -603,3 +603,87 @@ pub async fn the_money_audit_log_is_append_only(backend: Backend) {
     let events = db.store.money_events(&key("o-1")).await.expect("read");
     assert_eq!(events[0].amount, UsdcAmount::from_usdc(12));
 }
+
+/// A machine's lookup columns follow its updates: an order id given later is found, a user
+/// and status changed with the state are read back, an update that would take another
+/// machine's order id is refused and writes nothing, and an update that leaves the lookup
+/// columns alone keeps them.
+pub async fn an_update_moves_the_lookup_columns_with_the_state(backend: Backend) {
+    let Some(db) = fresh(backend).await else {
+        return;
+    };
+    let store = &db.store;
+    let mut first = write(MachineKind::Checkout, "co-a", Expected::New, "quoted");
+    first.index.order_id = None;
+    let second = write(MachineKind::Checkout, "co-b", Expected::New, "quoted");
+    let commit = Commit {
+        machines: vec![first, second],
+        ..Commit::default()
+    };
+    store.commit(commit, NOW).await.expect("create both");
+    let load = |id: &'static str| async move {
+        store
+            .load_machine(MachineKind::Checkout, &key(id))
+            .await
+            .expect("read")
+            .expect("exists")
+    };
+
+    // co-a gets an order id, another user and a new status with its next state.
+    let record = load("co-a").await;
+    let moved = MachineIndex {
+        user: Some(key("user-2")),
+        order_id: Some(key("order-co-a")),
+        status: Status::parse("paid").expect("s"),
+    };
+    let update = Commit {
+        machines: vec![record.update(moved.clone(), state("checkout", 2))],
+        ..Commit::default()
+    };
+    store.commit(update, NOW + 1).await.expect("update");
+    let found = store
+        .machine_by_order(MachineKind::Checkout, &key("order-co-a"))
+        .await
+        .expect("read")
+        .expect("found by its new order id");
+    assert_eq!(found.id, key("co-a"));
+    assert_eq!(found.index, moved);
+    assert_eq!(found.revision, Revision(2));
+    let of_user = store
+        .machines_of_user(MachineKind::Checkout, &key("user-2"))
+        .await
+        .expect("read");
+    assert_eq!(of_user.len(), 1);
+
+    // Taking co-b's order id is refused, and nothing of that commit is written.
+    let record = load("co-a").await;
+    let taken = MachineIndex {
+        order_id: Some(key("order-co-b")),
+        ..moved.clone()
+    };
+    let refused = Commit {
+        machines: vec![record.update(taken, state("checkout", 3))],
+        effects: vec![effect("fx-refused", "co-a")],
+        ..Commit::default()
+    };
+    assert!(matches!(
+        store.commit(refused, NOW + 2).await,
+        Err(StoreError::Conflict(Conflict::OrderTaken { .. }))
+    ));
+    let unchanged = load("co-a").await;
+    assert_eq!(unchanged.revision, Revision(2));
+    assert_eq!(unchanged.index, moved);
+    assert_eq!(store.unfinished_effects().await.expect("read"), 0);
+
+    // A state change that keeps the lookup columns keeps them.
+    let update = Commit {
+        machines: vec![unchanged.update(moved.clone(), state("checkout", 4))],
+        ..Commit::default()
+    };
+    store.commit(update, NOW + 3).await.expect("update");
+    let last = load("co-a").await;
+    assert_eq!(last.revision, Revision(3));
+    assert_eq!(last.index, moved);
+    let body: serde_json::Value = last.decode("checkout", 1..=1).expect("decodes");
+    assert_eq!(body["step"], 4);
+}
