@@ -4,12 +4,15 @@
 //! | executor answers | worker does |
 //! |---|---|
 //! | `Ok(())` | `complete_effect_and_claim_next`: done, and the key's next effect claimed |
+//! | `Ok(())` after a commit that finished it | nothing more: that commit did the same |
 //! | `Err(Transient)`, attempts left | `fail_effect(Transient { retry_at })` (exponential backoff) |
 //! | `Err(Transient)`, attempts used up, or `Err(Permanent)` | `fail_effect(Permanent)`: parked as dead |
 //!
 //! Effects of one batch have distinct ordering keys (the store hands out only the first
 //! unfinished effect of each key), so they run concurrently, and each key then runs on by
-//! itself: the write that completes an effect claims the next one of its key. The executor is told when an
+//! itself: the write that completes an effect claims the next one of its key. An effect
+//! whose execution ends with a commit can have that commit complete it
+//! ([`last_write_follows`]), which saves the worker a write. The executor is told when an
 //! attempt is the last one, so it can feed a final failure back into its machine instead
 //! of leaving it waiting. Delivery is at least once: executors must be safe to repeat
 //! (they use the effect's idempotency key). Knows nothing about agent or merchant types:
@@ -17,12 +20,12 @@
 //! claims only those, so several roles can share one store.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use worldstore_domain::ports::store::{
-    Backoff, ClaimedEffect, EffectFailure, Key, Store, StoreError, StoreResult,
+    Backoff, ClaimedEffect, EffectFailure, FinishedEffect, Key, Store, StoreError, StoreResult,
 };
 
 /// The clock, in unix seconds.
@@ -54,6 +57,64 @@ impl From<StoreError> for EffectError {
             EffectError::Permanent(error.to_string())
         }
     }
+}
+
+/// What the worker and the effect running on its task tell each other about the commit
+/// that may finish the effect.
+#[derive(Default)]
+struct Finishing {
+    /// Set by the worker: the effect, its lease holder and the next effect's lease.
+    finish: Option<FinishedEffect>,
+    /// Set by the executor ([`last_write_follows`]): the next commit is the effect's last step.
+    armed: bool,
+    /// Set after that commit: the effect is done, and this is its key's next effect.
+    done: Option<Option<ClaimedEffect>>,
+}
+
+tokio::task_local! {
+    static FINISHING: Arc<Mutex<Finishing>>;
+}
+
+fn finishing_state(state: &Mutex<Finishing>) -> MutexGuard<'_, Finishing> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Called by an executor when the next commit it makes is the last step of the effect it
+/// is running: nothing that may fail comes after it. That commit then also completes the
+/// effect and claims the next one of its key ([`finishing`]), and the worker writes
+/// nothing more. Without a call, or when no commit follows, the worker completes the
+/// effect itself afterwards, as usual. Outside an effect's execution it does nothing.
+pub fn last_write_follows() {
+    let _ = FINISHING.try_with(|state| finishing_state(state).armed = true);
+}
+
+/// For the code that builds a commit: the effect this commit should finish, when it is
+/// the last step of the effect running on this task ([`last_write_follows`]). Pass what
+/// the commit claimed to [`finished`] once it succeeded.
+pub fn finishing() -> Option<FinishedEffect> {
+    FINISHING
+        .try_with(|state| {
+            let state = finishing_state(state);
+            if state.armed && state.done.is_none() {
+                state.finish.clone()
+            } else {
+                None
+            }
+        })
+        .ok()
+        .flatten()
+}
+
+/// Records that a commit carrying [`finishing`] succeeded: the effect is done, and `next`
+/// is its key's next effect, claimed by that commit.
+pub fn finished(next: Option<ClaimedEffect>) {
+    let _ = FINISHING.try_with(|state| {
+        let mut state = finishing_state(state);
+        state.done = Some(next);
+        state.armed = false;
+    });
 }
 
 /// One attempt at an effect.
@@ -214,12 +275,33 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
             number: effect.attempts,
             last: effect.attempts >= backoff.max_attempts,
         };
+        let worker = &self.config.worker;
+        let finishing = Arc::new(Mutex::new(Finishing {
+            finish: Some(FinishedEffect {
+                id: effect.id,
+                worker: worker.clone(),
+                kinds: E::KINDS,
+                lease_seconds: self.config.lease_seconds,
+            }),
+            ..Finishing::default()
+        }));
         // Boxed: an executor's future is large (a model call, HTTP requests), and inline it
         // made every spawned task as large. The replay bench's resident memory per idle
         // conversation was about 3 KB that way, 1.2-2 KB boxed, at the same speed.
-        let outcome = Box::pin(self.executor.execute(&effect, attempt)).await;
+        let outcome = FINISHING
+            .scope(
+                finishing.clone(),
+                Box::pin(self.executor.execute(&effect, attempt)),
+            )
+            .await;
+        if let Some(next) = finishing_state(&finishing).done.take() {
+            // Its last commit completed it and claimed the key's next effect.
+            if let Err(error) = outcome {
+                tracing::warn!(effect = %effect.id, %error, "effect failed after the commit that completed it; it stays done");
+            }
+            return Ok(next);
+        }
         let now = (self.clock)();
-        let worker = &self.config.worker;
         let failure = match outcome {
             Ok(()) => {
                 return self
@@ -491,6 +573,80 @@ mod tests {
         assert_eq!(f.store.unfinished_effects().await.unwrap(), 0);
         let keys = executor.keys();
         assert_eq!(keys, vec!["e1", "e2", "e3"]);
+    }
+
+    /// Runs `first` by committing a follow-up effect `second` on the same key, as the last
+    /// step of `first` when `finish_in_commit`; records each run and what the commit said.
+    struct Committing {
+        store: Arc<SqlStore>,
+        finish_in_commit: bool,
+        ran: Mutex<Vec<String>>,
+        next_from_commit: Mutex<Option<String>>,
+    }
+
+    impl EffectExecutor for Committing {
+        const KINDS: &'static [&'static str] = &["test"];
+
+        async fn execute(&self, effect: &ClaimedEffect, _: Attempt) -> Result<(), EffectError> {
+            let name = effect.idempotency_key.to_string();
+            self.ran.lock().unwrap().push(name.clone());
+            if name == "first" {
+                if self.finish_in_commit {
+                    last_write_follows();
+                }
+                let commit = Commit {
+                    effects: vec![NewEffect {
+                        idempotency_key: Key::parse("second").unwrap(),
+                        ordering_key: effect.ordering_key.clone(),
+                        effect: effect.effect.clone(),
+                    }],
+                    finishes: finishing(),
+                    ..Commit::default()
+                };
+                let finishing = commit.finishes.is_some();
+                let committed = self.store.commit(commit, 1_000).await?;
+                if finishing {
+                    *self.next_from_commit.lock().unwrap() = committed
+                        .next_effect
+                        .as_ref()
+                        .map(|e| e.idempotency_key.to_string());
+                    finished(committed.next_effect);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_effects_last_commit_completes_it_and_hands_the_worker_the_next() {
+        for finish_in_commit in [true, false] {
+            let f = fixture(if finish_in_commit { "fold" } else { "nofold" }).await;
+            let executor = Arc::new(Committing {
+                store: f.store.clone(),
+                finish_in_commit,
+                ran: Mutex::default(),
+                next_from_commit: Mutex::default(),
+            });
+            let now = f.now.clone();
+            let clock: Clock = Arc::new(move || now.load(Ordering::SeqCst));
+            let worker = OutboxWorker::new(
+                f.store.clone(),
+                executor.clone(),
+                WorkerConfig::new(Key::parse("test-worker").unwrap()),
+                clock,
+            );
+            enqueue(&f, &[("first", "user:a")]).await;
+            // A worker completing `first` again after its commit did would lose the lease
+            // (it is done) and fail the round.
+            assert_eq!(worker.run_once().await.unwrap(), 2, "{finish_in_commit}");
+            assert_eq!(*executor.ran.lock().unwrap(), ["first", "second"]);
+            assert_eq!(f.store.unfinished_effects().await.unwrap(), 0);
+            let expected = finish_in_commit.then(|| "second".to_owned());
+            assert_eq!(*executor.next_from_commit.lock().unwrap(), expected);
+        }
+        // Outside an effect's execution there is nothing to finish.
+        last_write_follows();
+        assert_eq!(finishing(), None);
     }
 
     /// Holds effects named `slow-*` until released; records every start.

@@ -400,10 +400,25 @@ impl Store for PostgresStore {
             .await
             .map_err(classify)?;
         }
+        let next_effect = match &commit.finishes {
+            Some(finished) => {
+                finish_and_claim_next(
+                    &mut tx,
+                    finished.id,
+                    finished.worker.as_str(),
+                    finished.kinds,
+                    now,
+                    now.saturating_add(to_i64(finished.lease_seconds, "lease")?),
+                )
+                .await?
+            }
+            None => None,
+        };
         tx.commit().await.map_err(classify)?;
         Ok(Committed {
             revisions,
             effects_enqueued,
+            next_effect,
         })
     }
 
@@ -600,48 +615,10 @@ impl Store for PostgresStore {
         let now = to_i64(now, "time")?;
         let lease_until = to_i64(lease_until, "lease")?;
         let mut tx = self.begin().await?;
-        let key: Option<String> = sqlx::query_scalar(
-            "UPDATE outbox SET state = 'done', finished_at = $1, lease_until = NULL \
-             WHERE id = $2 AND state = 'claimed' AND claimed_by = $3 RETURNING ordering_key",
-        )
-        .bind(now)
-        .bind(id.0)
-        .bind(worker.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(classify)?;
-        let Some(key) = key else {
-            return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
-        };
-        if kinds.is_empty() {
-            tx.commit().await.map_err(classify)?;
-            return Ok(None);
-        }
-        // The key's first unfinished effect, if ready and ours to run. Its row is locked
-        // (no SKIP LOCKED: skipping it would hand out the effect after it, out of order);
-        // a claimer holding it is done within its own short transaction.
-        let sql = format!(
-            "WITH first AS (\
-               SELECT id FROM outbox WHERE ordering_key = $4 AND state IN ('ready', 'claimed') \
-               ORDER BY id LIMIT 1 FOR UPDATE) \
-             UPDATE outbox SET state = 'claimed', claimed_by = $1, lease_until = $2, attempts = outbox.attempts + 1 \
-             FROM first WHERE outbox.id = first.id AND outbox.effect_kind = ANY($5) \
-               AND ((outbox.state = 'ready' AND outbox.available_at <= $3) \
-                    OR (outbox.state = 'claimed' AND outbox.lease_until <= $3)) \
-             RETURNING {}",
-            outbox_effect_columns()
-        );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(worker.as_str())
-            .bind(lease_until)
-            .bind(now)
-            .bind(key)
-            .bind(owned(kinds))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(classify)?;
+        let next =
+            finish_and_claim_next(&mut tx, id, worker.as_str(), kinds, now, lease_until).await?;
         tx.commit().await.map_err(classify)?;
-        row.as_ref().map(effect_from_row).transpose()
+        Ok(next)
     }
 
     async fn fail_effect(
@@ -688,4 +665,57 @@ impl Store for PostgresStore {
         let n: i64 = col(&row, "n", OUTBOX, "count")?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// Within the transaction `tx`: marks effect `id` done ([`Conflict::LeaseLost`] when
+/// `worker` no longer holds it) and leases the next effect of its ordering key to `worker`
+/// when that one is ready and of one of `kinds`.
+async fn finish_and_claim_next(
+    tx: &mut Tx,
+    id: EffectId,
+    worker: &str,
+    kinds: &[&str],
+    now: i64,
+    lease_until: i64,
+) -> StoreResult<Option<ClaimedEffect>> {
+    let key: Option<String> = sqlx::query_scalar(
+        "UPDATE outbox SET state = 'done', finished_at = $1, lease_until = NULL \
+         WHERE id = $2 AND state = 'claimed' AND claimed_by = $3 RETURNING ordering_key",
+    )
+    .bind(now)
+    .bind(id.0)
+    .bind(worker)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(classify)?;
+    let Some(key) = key else {
+        return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
+    };
+    if kinds.is_empty() {
+        return Ok(None);
+    }
+    // The key's first unfinished effect, if ready and ours to run. Its row is locked
+    // (no SKIP LOCKED: skipping it would hand out the effect after it, out of order);
+    // a claimer holding it is done within its own short transaction.
+    let sql = format!(
+        "WITH first AS (\
+           SELECT id FROM outbox WHERE ordering_key = $4 AND state IN ('ready', 'claimed') \
+           ORDER BY id LIMIT 1 FOR UPDATE) \
+         UPDATE outbox SET state = 'claimed', claimed_by = $1, lease_until = $2, attempts = outbox.attempts + 1 \
+         FROM first WHERE outbox.id = first.id AND outbox.effect_kind = ANY($5) \
+           AND ((outbox.state = 'ready' AND outbox.available_at <= $3) \
+                OR (outbox.state = 'claimed' AND outbox.lease_until <= $3)) \
+         RETURNING {}",
+        outbox_effect_columns()
+    );
+    let row = sqlx::query(AssertSqlSafe(sql))
+        .bind(worker)
+        .bind(lease_until)
+        .bind(now)
+        .bind(key)
+        .bind(owned(kinds))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(classify)?;
+    row.as_ref().map(effect_from_row).transpose()
 }

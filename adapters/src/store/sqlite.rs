@@ -489,6 +489,40 @@ fn lease(
         .collect()
 }
 
+/// Within the write transaction `tx`: marks effect `id` done ([`Conflict::LeaseLost`] when
+/// `worker` no longer holds it) and leases the next effect of its ordering key to `worker`
+/// when that one is ready and of one of `kinds`.
+fn finish_and_claim_next(
+    tx: &Connection,
+    id: EffectId,
+    worker: &str,
+    kinds: &[&str],
+    now: i64,
+    lease_until: i64,
+) -> StoreResult<Option<ClaimedEffect>> {
+    let done = run(
+        tx,
+        "UPDATE outbox SET state = 'done', finished_at = ?1, lease_until = NULL \
+         WHERE id = ?2 AND state = 'claimed' AND claimed_by = ?3",
+        params![now, id.0, worker],
+    )?;
+    if done == 0 {
+        return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
+    }
+    if kinds.is_empty() {
+        return Ok(None);
+    }
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&now, &id.0];
+    values.extend(kinds.iter().map(|kind| kind as &dyn rusqlite::ToSql));
+    let next = rows_of(
+        tx,
+        &next_ready_sql(kinds.len()),
+        values.as_slice(),
+        raw_effect_from_row,
+    )?;
+    Ok(lease(tx, next, worker, lease_until)?.pop())
+}
+
 fn raw_effect_from_row(row: &Row<'_>) -> StoreResult<RawEffect> {
     let id: i64 = col(row, "id", OUTBOX, "?")?;
     let ids = id.to_string();
@@ -633,9 +667,21 @@ impl Store for SqliteStore {
                     ],
                 )?;
             }
+            let next_effect = match &commit.finishes {
+                Some(finished) => finish_and_claim_next(
+                    tx,
+                    finished.id,
+                    finished.worker.as_str(),
+                    finished.kinds,
+                    now,
+                    now.saturating_add(to_i64(finished.lease_seconds, "lease")?),
+                )?,
+                None => None,
+            };
             Ok(Committed {
                 revisions,
                 effects_enqueued,
+                next_effect,
             })
         })
     }
@@ -796,29 +842,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<Option<ClaimedEffect>> {
         let now = to_i64(now, "time")?;
         let lease_until = to_i64(lease_until, "lease")?;
-        self.write(|tx| {
-            let done = run(
-                tx,
-                "UPDATE outbox SET state = 'done', finished_at = ?1, lease_until = NULL \
-                 WHERE id = ?2 AND state = 'claimed' AND claimed_by = ?3",
-                params![now, id.0, worker.as_str()],
-            )?;
-            if done == 0 {
-                return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
-            }
-            if kinds.is_empty() {
-                return Ok(None);
-            }
-            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&now, &id.0];
-            values.extend(kinds.iter().map(|kind| kind as &dyn rusqlite::ToSql));
-            let next = rows_of(
-                tx,
-                &next_ready_sql(kinds.len()),
-                values.as_slice(),
-                raw_effect_from_row,
-            )?;
-            Ok(lease(tx, next, worker.as_str(), lease_until)?.pop())
-        })
+        self.write(|tx| finish_and_claim_next(tx, id, worker.as_str(), kinds, now, lease_until))
     }
 
     async fn fail_effect(

@@ -185,8 +185,13 @@ impl<P: AgentPorts> Agent<P> {
                     text: Pii::new(text),
                 });
             }
+            commit.finishes = crate::outbox::finishing();
+            let finishing = commit.finishes.is_some();
             match store.commit(commit, now).await {
-                Ok(_) => {
+                Ok(committed) => {
+                    if finishing {
+                        crate::outbox::finished(committed.next_effect);
+                    }
                     self.inner.outbox_wake.notify_one();
                     return Ok(Some(out));
                 }
@@ -242,8 +247,13 @@ impl<P: AgentPorts> Agent<P> {
             };
             let user = doc.user.clone();
             self.stage_checkout_effects(&mut commit, &user, id, record.revision.0 + 1, &effects)?;
+            commit.finishes = crate::outbox::finishing();
+            let finishing = commit.finishes.is_some();
             match store.commit(commit, now).await {
-                Ok(_) => {
+                Ok(committed) => {
+                    if finishing {
+                        crate::outbox::finished(committed.next_effect);
+                    }
                     self.inner.outbox_wake.notify_one();
                     return Ok(Some(effects));
                 }

@@ -4,7 +4,7 @@ use super::order_client::{OrderRequest, PayAnswer, parse_tx_hash};
 use super::records::{AgentEffect, OrderHandle};
 use super::render::presentations;
 use super::{Agent, AgentError, AgentPorts};
-use crate::outbox::{Attempt, EffectError, EffectExecutor};
+use crate::outbox::{Attempt, EffectError, EffectExecutor, last_write_follows};
 use alloy_primitives::keccak256;
 use worldstore_domain::checkout::{self, Checkout, MerchantQuote, PaymentOutcome, RequestId};
 use worldstore_domain::conversation::{
@@ -96,6 +96,8 @@ impl<P: AgentPorts> Agent<P> {
                     tools: conversation::tool_specs(),
                 };
                 let answer = self.inner.brain.respond(asked).await;
+                // Whatever the answer, feeding it in is this effect's last step.
+                last_write_follows();
                 match &answer {
                     Ok(reply) => crate::metrics::global()
                         .model_call(reply.usage.input_tokens, reply.usage.output_tokens),
@@ -155,6 +157,9 @@ impl<P: AgentPorts> Agent<P> {
                     ToolCall::SetSpendingLimits(limits) if !outcome.is_error => Some(*limits),
                     _ => None,
                 };
+                if !edited {
+                    last_write_follows();
+                }
                 let finished = self
                     .with_conversation(user, None, |doc, staged, now| {
                         staged.effects = doc
@@ -191,6 +196,7 @@ impl<P: AgentPorts> Agent<P> {
             // Written to the history with the commit that made it; never enqueued.
             E::Remember { .. } => Ok(()),
             E::ClearHistory => {
+                last_write_follows();
                 self.with_conversation(user, None, |_, staged, _| {
                     staged.log_clear();
                     Ok(())
@@ -231,6 +237,8 @@ impl<P: AgentPorts> Agent<P> {
                     Some(doc) => doc.active_checkout,
                     None => None,
                 };
+                // The answer goes to the checkout, or else a notice goes to the user.
+                last_write_follows();
                 let applied = match target {
                     Some(id) => self.checkout_input(&id, input, |_, _| {}).await?,
                     None => false,
@@ -370,6 +378,7 @@ impl<P: AgentPorts> Agent<P> {
                         UsdcAmount::from_u256(usdc).unwrap_or(UsdcAmount::ZERO),
                     ));
                 }
+                last_write_follows();
                 self.checkout_input(
                     id,
                     checkout::Input::BalancesRead { request, balances },
@@ -408,6 +417,7 @@ impl<P: AgentPorts> Agent<P> {
                     None => (None, self.funding_network()),
                 };
                 let shown = presentations(&notice, order_id.as_deref(), network);
+                last_write_follows();
                 Ok(self.present_for(user, Some(id), shown).await?)
             }
         }
@@ -462,6 +472,7 @@ impl<P: AgentPorts> Agent<P> {
                             },
                             spent_today,
                         };
+                        last_write_follows();
                         self.checkout_input(id, input, move |doc, _| {
                             doc.order = Some(handle.clone());
                         })
@@ -473,6 +484,7 @@ impl<P: AgentPorts> Agent<P> {
                 }
             }
         };
+        last_write_follows();
         self.checkout_input(id, input, |_, _| {}).await?;
         Ok(())
     }
@@ -582,6 +594,7 @@ impl<P: AgentPorts> Agent<P> {
             }
         };
         let paid = !matches!(outcome, PaymentOutcome::Refused { .. });
+        last_write_follows();
         self.checkout_input(
             id,
             checkout::Input::PaymentResult { request, outcome },

@@ -31,7 +31,7 @@ mod records;
 
 pub use error::{Conflict, StoreError};
 pub use ids::{IdError, Key};
-pub use outbox::{Backoff, ClaimedEffect, EffectFailure, EffectId, NewEffect};
+pub use outbox::{Backoff, ClaimedEffect, EffectFailure, EffectId, FinishedEffect, NewEffect};
 pub use records::{
     Direction, Expected, LoggedMessage, MachineIndex, MachineKind, MachineRecord, MachineWrite,
     MoneyEvent, MoneyEventKind, NonceReservation, Revision, Status, StoredState,
@@ -58,16 +58,24 @@ pub struct Commit {
     pub money_events: Vec<MoneyEvent>,
     /// Lines for conversations' message logs (their text is personal data: encrypted).
     pub messages: Vec<LoggedMessage>,
+    /// The claimed effect this commit is the last step of, if any: marked done in this
+    /// transaction, with the next effect of its ordering key claimed
+    /// ([`Committed::next_effect`]). [`Conflict::LeaseLost`], and nothing written, when the
+    /// worker no longer holds it.
+    pub finishes: Option<FinishedEffect>,
 }
 
 /// What a successful commit did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Committed {
     /// The revision each machine write now has, in the order of [`Commit::machines`].
     pub revisions: Vec<Revision>,
     /// Effects enqueued; an effect whose idempotency key was already in the outbox is not
     /// enqueued again (handlers are safe to repeat, the outbox does not duplicate).
     pub effects_enqueued: usize,
+    /// With [`Commit::finishes`]: the next effect of the finished one's ordering key, now
+    /// claimed by the same worker, when one was ready and of its kinds.
+    pub next_effect: Option<ClaimedEffect>,
 }
 
 /// The persistence port. Implemented by the SQLite and PostgreSQL adapters.

@@ -46,6 +46,7 @@ both_backends!(
     outbox::an_effect_waits_for_earlier_effects_of_its_ordering_key,
     outbox::workers_of_different_kinds_on_one_store_claim_only_their_own,
     outbox::completing_an_effect_claims_the_next_of_its_key_in_the_same_write,
+    outbox::a_commit_can_finish_the_effect_whose_execution_made_it,
 );
 
 /// Not a test of its own: the body of the crash test's child process, so it is ignored in

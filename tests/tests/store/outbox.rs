@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use worldstore_adapters::store::Backend;
 use worldstore_domain::ports::store::{
-    Backoff, ClaimedEffect, Commit, Conflict, EffectFailure, Store, StoreError,
+    Backoff, ClaimedEffect, Commit, Conflict, EffectFailure, FinishedEffect, Store, StoreError,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -438,4 +438,67 @@ pub async fn completing_an_effect_claims_the_next_of_its_key_in_the_same_write(b
         2,
         "fx-3 and fx-6 are claimed and not yet done"
     );
+}
+
+/// The commit an effect's execution ends with can complete that effect
+/// (`Commit::finishes`): done and the key's next effect claimed in the same transaction as
+/// the state it wrote, or, when the worker lost the lease, nothing written at all.
+pub async fn a_commit_can_finish_the_effect_whose_execution_made_it(backend: Backend) {
+    let Some(db) = fresh(backend).await else {
+        return;
+    };
+    let store = &db.store;
+    let (a, b) = (key("worker-a"), key("worker-b"));
+    enqueue(store, &[("fx-1", "conv-1")]).await;
+    let claimed = store
+        .claim_effects(&a, KINDS, 10, NOW, NOW + LEASE)
+        .await
+        .expect("claim");
+    let id = claimed[0].id;
+    let commit_by = |worker: &worldstore_domain::ports::store::Key| Commit {
+        inbound: Some(key("in-1")),
+        effects: vec![effect("fx-2", "conv-1"), effect("fx-3", "conv-2")],
+        finishes: Some(FinishedEffect {
+            id,
+            worker: worker.clone(),
+            kinds: KINDS,
+            lease_seconds: LEASE,
+        }),
+        ..Commit::default()
+    };
+
+    let err = store.commit(commit_by(&b), NOW + 1).await.unwrap_err();
+    assert_eq!(err, StoreError::Conflict(Conflict::LeaseLost(id)));
+    assert!(
+        !store.is_processed(&key("in-1")).await.expect("read"),
+        "a refused finish writes nothing of its commit"
+    );
+    assert_eq!(store.unfinished_effects().await.expect("read"), 1);
+
+    let committed = store.commit(commit_by(&a), NOW + 1).await.expect("commit");
+    assert!(store.is_processed(&key("in-1")).await.expect("read"));
+    let next = committed
+        .next_effect
+        .expect("fx-2, enqueued by this very commit, is next on conv-1");
+    assert_eq!(next.idempotency_key, key("fx-2"));
+    assert_eq!((next.attempts, next.lease_until), (1, NOW + 1 + LEASE));
+    assert_eq!(
+        store
+            .complete_effect_and_claim_next(id, &a, KINDS, NOW + 1, NOW + LEASE)
+            .await
+            .unwrap_err(),
+        StoreError::Conflict(Conflict::LeaseLost(id)),
+        "fx-1 is done already"
+    );
+    // fx-3 is on another key: free for anyone.
+    let others = store
+        .claim_effects(&b, KINDS, 10, NOW + 1, NOW + LEASE)
+        .await
+        .expect("claim");
+    let names: Vec<_> = others
+        .iter()
+        .map(|e| e.idempotency_key.to_string())
+        .collect();
+    assert_eq!(names, ["fx-3"]);
+    assert_eq!(store.unfinished_effects().await.expect("read"), 2);
 }

@@ -8,6 +8,7 @@
 //! | `complete_effect(id, worker)` | done; the next effect of its ordering key is released |
 //! | `fail_effect(id, worker, Transient{retry_at})` | ready again at `retry_at` |
 //! | `fail_effect(id, worker, Permanent)` | dead: kept for inspection, no longer blocks |
+//! | `Commit.finishes` | the commit an effect's execution ends with also completes it and claims the next |
 //!
 //! Invariants: two workers never hold the same effect at once; an effect is handed out only
 //! when every earlier effect with the same ordering key is done or dead (per-conversation
@@ -53,6 +54,23 @@ pub struct ClaimedEffect {
     /// Attempts so far, this one included.
     pub attempts: u32,
     pub lease_until: u64,
+}
+
+/// A claimed effect whose execution ends with a [`super::Commit`]: that commit marks it
+/// done and claims the next effect of its ordering key, as
+/// [`super::Store::complete_effect_and_claim_next`] would in a write of its own. The state
+/// the effect produced and its completion are then one atomic write: a crash leaves both
+/// or neither, and a worker that lost the lease writes neither
+/// ([`super::Conflict::LeaseLost`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedEffect {
+    pub id: EffectId,
+    /// The worker holding the lease.
+    pub worker: Key,
+    /// The kinds that worker runs: the next effect is claimed only when of one of them.
+    pub kinds: &'static [&'static str],
+    /// The next effect's lease, when one is claimed, runs this long from the commit.
+    pub lease_seconds: u64,
 }
 
 /// How an attempt failed.
