@@ -1,10 +1,10 @@
 //! Outbox scenarios: parallel draining, retries with backoff, expired leases, ordering.
 
-use crate::harness::{fresh, key};
+use crate::harness::{self, fresh, key};
 use crate::scenarios::{effect, effect_of_kind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use worldstore_adapters::store::Backend;
+use worldstore_adapters::store::{Backend, SqlStore};
 use worldstore_domain::ports::store::{
     Backoff, ClaimedEffect, Commit, Conflict, EffectFailure, FinishedEffect, Store, StoreError,
 };
@@ -501,4 +501,74 @@ pub async fn a_commit_can_finish_the_effect_whose_execution_made_it(backend: Bac
         .collect();
     assert_eq!(names, ["fx-3"]);
     assert_eq!(store.unfinished_effects().await.expect("read"), 2);
+}
+
+/// A claim that found nothing finds what becomes due afterwards, however it does: an effect
+/// enqueued by the same store, an effect enqueued through another connection to the same
+/// database, a retry whose time comes, and an expired lease.
+pub async fn a_claim_that_found_nothing_sees_what_becomes_due_later(backend: Backend) {
+    let Some(db) = fresh(backend).await else {
+        return;
+    };
+    let store = &db.store;
+    let (a, b) = (key("worker-a"), key("worker-b"));
+    let claim = |worker, now| async move {
+        store
+            .claim_effects(worker, KINDS, 10, now, now + LEASE)
+            .await
+            .expect("claim")
+            .iter()
+            .map(|e| e.idempotency_key.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(claim(&a, NOW).await.is_empty());
+    assert!(
+        claim(&a, NOW).await.is_empty(),
+        "asked again: still nothing"
+    );
+
+    enqueue(store, &[("fx-1", "conv-1")]).await;
+    assert_eq!(claim(&a, NOW).await, ["fx-1"], "enqueued by this store");
+    assert!(
+        claim(&b, NOW).await.is_empty(),
+        "fx-1 is leased to worker-a"
+    );
+
+    let other = SqlStore::open(&db.url, &harness::data_key())
+        .await
+        .expect("a second connection");
+    enqueue(&other, &[("fx-2", "conv-2")]).await;
+    assert_eq!(
+        claim(&b, NOW).await,
+        ["fx-2"],
+        "enqueued through another connection"
+    );
+    other.close().await;
+
+    let fx2 = store
+        .claim_effects(&b, KINDS, 10, NOW + LEASE, NOW + 2 * LEASE)
+        .await
+        .expect("claim");
+    assert_eq!(
+        fx2.len(),
+        2,
+        "both leases ran out: fx-1 and fx-2 are taken over"
+    );
+    for effect in &fx2 {
+        let failure = EffectFailure::Transient {
+            retry_at: NOW + LEASE + 30,
+            reason: "later".into(),
+        };
+        store
+            .fail_effect(effect.id, &b, failure, NOW + LEASE)
+            .await
+            .expect("fail");
+    }
+    assert!(claim(&a, NOW + LEASE + 1).await.is_empty());
+    assert!(claim(&a, NOW + LEASE + 29).await.is_empty());
+    assert_eq!(
+        claim(&a, NOW + LEASE + 30).await,
+        ["fx-1", "fx-2"],
+        "the retries' time came"
+    );
 }
