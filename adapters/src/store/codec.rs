@@ -8,8 +8,9 @@ use serde_json::value::RawValue;
 use worldstore_domain::UsdcAmount;
 use worldstore_domain::pii::Pii;
 use worldstore_domain::ports::store::{
-    ClaimedEffect, Direction, EffectId, Key, LoggedMessage, MachineIndex, MachineKind,
-    MachineRecord, MoneyEvent, MoneyEventKind, Revision, Status, StoreError, StoredState,
+    ClaimedEffect, Direction, EffectId, FinishedEffect, Key, LoggedMessage, MachineIndex,
+    MachineKind, MachineRecord, MoneyEvent, MoneyEventKind, Revision, Status, StoreError,
+    StoredState,
 };
 use worldstore_domain::x402::NonceKey;
 
@@ -23,6 +24,12 @@ pub(crate) const MONEY_EVENTS: &str = "money_events";
 /// A value from the domain that must fit a signed 64-bit column.
 pub(crate) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Rejected(format!("{what} {value} is too large")))
+}
+
+/// The lease of the next effect claimed by a commit at `now` that finishes `finished`
+/// (`Commit::finishes`).
+pub(crate) fn next_lease_until(finished: &FinishedEffect, now: i64) -> Result<i64, StoreError> {
+    Ok(now.saturating_add(to_i64(finished.lease_seconds, "lease")?))
 }
 
 pub(crate) fn to_u64(

@@ -408,7 +408,7 @@ impl Store for PostgresStore {
                     finished.worker.as_str(),
                     finished.kinds,
                     now,
-                    now.saturating_add(to_i64(finished.lease_seconds, "lease")?),
+                    codec::next_lease_until(finished, now)?,
                 )
                 .await?
             }

@@ -229,7 +229,8 @@ impl SqliteStore {
 
     /// Runs `work` in one `BEGIN IMMEDIATE` transaction, committed when it returns `Ok` and
     /// rolled back otherwise (an error, a failed commit, a panic). `BEGIN` and `COMMIT` are
-    /// cached statements like the rest, not parsed again for every transaction.
+    /// cached statements like the rest, not parsed again for every transaction. Every write
+    /// of the store goes through here, so the checkpointer hears of each.
     fn write<T>(&self, work: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         /// Rolls the transaction back when dropped before it was committed.
         struct Open<'c>(&'c Connection, bool);
@@ -541,11 +542,14 @@ fn raw_effect_from_row(row: &Row<'_>) -> StoreResult<RawEffect> {
 
 impl Store for SqliteStore {
     async fn register_user(&self, user: &Key, now: u64) -> StoreResult<()> {
-        run(
-            &self.conn(),
-            "INSERT INTO users (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            params![user.as_str(), to_i64(now, "time")?],
-        )?;
+        let now = to_i64(now, "time")?;
+        self.write(|tx| {
+            run(
+                tx,
+                "INSERT INTO users (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![user.as_str(), now],
+            )
+        })?;
         Ok(())
     }
 
@@ -582,11 +586,13 @@ impl Store for SqliteStore {
     }
 
     async fn delete_profile(&self, user: &Key) -> StoreResult<bool> {
-        let done = run(
-            &self.conn(),
-            "DELETE FROM profiles WHERE user_id = ?1",
-            params![user.as_str()],
-        )?;
+        let done = self.write(|tx| {
+            run(
+                tx,
+                "DELETE FROM profiles WHERE user_id = ?1",
+                params![user.as_str()],
+            )
+        })?;
         Ok(done > 0)
     }
 
@@ -674,7 +680,7 @@ impl Store for SqliteStore {
                     finished.worker.as_str(),
                     finished.kinds,
                     now,
-                    now.saturating_add(to_i64(finished.lease_seconds, "lease")?),
+                    codec::next_lease_until(finished, now)?,
                 )?,
                 None => None,
             };
@@ -859,9 +865,10 @@ impl Store for SqliteStore {
             }
             EffectFailure::Permanent { reason } => ("dead", None, Some(now), reason),
         };
-        let done = run(
-            &self.conn(),
-            "UPDATE outbox SET state = ?1, available_at = COALESCE(?2, available_at), finished_at = ?3, \
+        let done = self.write(|tx| {
+            run(
+                tx,
+                "UPDATE outbox SET state = ?1, available_at = COALESCE(?2, available_at), finished_at = ?3, \
              last_error = ?4, lease_until = NULL, claimed_by = NULL \
              WHERE id = ?5 AND state = 'claimed' AND claimed_by = ?6",
             params![
@@ -872,7 +879,8 @@ impl Store for SqliteStore {
                 id.0,
                 worker.as_str()
             ],
-        )?;
+            )
+        })?;
         if done == 0 {
             return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
         }

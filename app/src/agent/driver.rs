@@ -185,22 +185,28 @@ impl<P: AgentPorts> Agent<P> {
                     text: Pii::new(text),
                 });
             }
-            commit.finishes = crate::outbox::finishing();
-            let finishing = commit.finishes.is_some();
-            match store.commit(commit, now).await {
-                Ok(committed) => {
-                    if finishing {
-                        crate::outbox::finished(committed.next_effect);
-                    }
-                    self.inner.outbox_wake.notify_one();
-                    return Ok(Some(out));
-                }
+            match self.commit(commit, now).await {
+                Ok(()) => return Ok(Some(out)),
                 Err(StoreError::Conflict(Conflict::DuplicateInbound(_))) => return Ok(None),
                 Err(e) if raced(&e) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
         Err(AgentError::Contended(format!("conversation {user}")))
+    }
+
+    /// Commits what an input staged and wakes the outbox worker. When the effect running
+    /// on this task said this commit is its last step ([`crate::outbox::last_write_follows`]),
+    /// the commit also completes it and claims its key's next effect.
+    async fn commit(&self, mut commit: Commit, now: u64) -> Result<(), StoreError> {
+        commit.finishes = crate::outbox::finishing();
+        let finishing = commit.finishes.is_some();
+        let committed = self.inner.store.commit(commit, now).await?;
+        if finishing {
+            crate::outbox::finished(committed.next_effect);
+        }
+        self.inner.outbox_wake.notify_one();
+        Ok(())
     }
 
     fn stage_checkout_effects(
@@ -247,16 +253,8 @@ impl<P: AgentPorts> Agent<P> {
             };
             let user = doc.user.clone();
             self.stage_checkout_effects(&mut commit, &user, id, record.revision.0 + 1, &effects)?;
-            commit.finishes = crate::outbox::finishing();
-            let finishing = commit.finishes.is_some();
-            match store.commit(commit, now).await {
-                Ok(committed) => {
-                    if finishing {
-                        crate::outbox::finished(committed.next_effect);
-                    }
-                    self.inner.outbox_wake.notify_one();
-                    return Ok(Some(effects));
-                }
+            match self.commit(commit, now).await {
+                Ok(()) => return Ok(Some(effects)),
                 Err(e) if raced(&e) => continue,
                 Err(e) => return Err(e.into()),
             }
