@@ -74,6 +74,11 @@ pub(crate) static MIGRATIONS: &[(i64, &str, &str)] = &[
         "fewer pages per commit",
         include_str!("../../migrations/sqlite/0004_fewer_pages_per_commit.sql"),
     ),
+    (
+        5,
+        "no temporary b-trees",
+        include_str!("../../migrations/sqlite/0005_no_temporary_btrees.sql"),
+    ),
 ];
 
 /// The port's view of a SQLite error: lock contention is transient, the rest fatal. The
@@ -434,8 +439,9 @@ fn kind_params(kinds: usize, first: usize) -> String {
 /// The ready effects of the kinds bound from `?2` on, at `?1` now, oldest first, at most
 /// `limit`: pending and due, or claimed under an expired lease, and the first unfinished
 /// effect of their ordering key. The kind filter with the repeated `state IN (...)` lets
-/// SQLite search the partial index `outbox_unfinished_by_kind`; the limit is written into
-/// the SQL ([`limit_clause`]).
+/// SQLite search the partial index `outbox_unfinished_by_kind`, which yields one kind's
+/// effects in id order: a worker of one kind gets them without a sort, and the search ends
+/// at the limit, written into the SQL ([`limit_clause`]).
 fn ready_sql(kinds: usize, limit: u32) -> String {
     format!(
         "SELECT {EFFECT_COLUMNS} FROM outbox o \
@@ -962,6 +968,20 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// The rows of `EXPLAIN` or `EXPLAIN QUERY PLAN` (`how`) of `sql` with `values` bound.
+    async fn explain(
+        store: &SqliteStore,
+        how: &str,
+        sql: &str,
+        values: &[&str],
+    ) -> Vec<sqlx::sqlite::SqliteRow> {
+        let mut explain = sqlx::query(AssertSqlSafe(format!("{how} {sql}")));
+        for value in values {
+            explain = explain.bind(value.to_string());
+        }
+        explain.fetch_all(store.pool()).await.expect("plan")
+    }
+
     #[tokio::test]
     async fn a_database_of_the_first_schema_upgrades_and_its_pending_effects_are_claimed() {
         let (url, dir) = temp_url("upgrade");
@@ -1002,25 +1022,49 @@ mod tests {
         store.pool().close().await;
         let store = connect().await.expect("reconnect");
         // The claim's search goes through the kind index, not a scan of the outbox, and
-        // the next effect of a key is found through the ordering-key index.
+        // the next effect of a key is found through the ordering-key index. Neither, nor a
+        // read of machines by status or user, sorts in a temporary b-tree (0005).
         let ready: &[&str] = &["100", "agent.effect"];
         let next: &[&str] = &["100", "1", "agent.effect"];
+        let by_status = format!(
+            "SELECT {MACHINE_COLUMNS} FROM checkouts WHERE status = ?1 ORDER BY updated_at, id LIMIT 50"
+        );
+        let by_user = format!(
+            "SELECT {MACHINE_COLUMNS} FROM settlements WHERE user_id = ?1 ORDER BY updated_at, id"
+        );
         for (sql, values, index) in [
             (ready_sql(1, 10), ready, "outbox_unfinished_by_kind"),
             (next_ready_sql(1), next, "outbox_by_ordering_key"),
+            (by_status, &["paid"][..], "checkouts_by_status"),
+            (by_user, &["u1"][..], "settlements_by_user"),
         ] {
-            let mut explain = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
-            for value in values {
-                explain = explain.bind(*value);
-            }
-            let plan: Vec<String> = explain
-                .fetch_all(store.pool())
+            let plan: Vec<String> = explain(&store, "EXPLAIN QUERY PLAN", &sql, values)
                 .await
-                .expect("plan")
                 .iter()
                 .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
                 .collect();
             assert!(plan.iter().any(|d| d.contains(index)), "{plan:?}");
+            assert!(!plan.iter().any(|d| d.contains("TEMP B-TREE")), "{plan:?}");
+        }
+        // Nor does writing the outbox: its state check is made of comparisons, not an IN
+        // list (which SQLite codes as a temporary table built on every execution).
+        let insert = "INSERT INTO outbox (idempotency_key, ordering_key, effect_kind, \
+                      effect_version, effect, state, available_at, created_at) \
+                      VALUES (?1, ?2, ?3, 1, '{}', 'ready', 0, 0)";
+        let claim = "UPDATE outbox SET state = 'claimed', claimed_by = ?1 WHERE id = ?2";
+        for (sql, values) in [
+            (insert, &["k", "o", "agent.effect"][..]),
+            (claim, &["w", "1"]),
+        ] {
+            let opcodes: Vec<String> = explain(&store, "EXPLAIN", sql, values)
+                .await
+                .iter()
+                .map(|row| sqlx::Row::get::<String, _>(row, "opcode"))
+                .collect();
+            assert!(
+                !opcodes.iter().any(|op| op == "OpenEphemeral"),
+                "{sql}: {opcodes:?}"
+            );
         }
         let worker = key("worker");
         assert!(
@@ -1036,8 +1080,8 @@ mod tests {
             .expect("claim");
         assert_eq!(claimed.len(), 1);
         assert_eq!(claimed[0].idempotency_key, key("fx-old"));
-        // Migration 0004 rebuilt the outbox, the message log and the inbound ids with
-        // their rows: the old inbound id is still processed, the old line still logged,
+        // Migrations 0004 and 0005 rebuilt the outbox, the message log and the inbound ids
+        // with their rows: the old inbound id is still processed, the old line still logged,
         // and rows added now come after the old ones.
         assert!(store.is_processed(&key("in-old")).await.expect("read"));
         let commit = Commit {
@@ -1046,7 +1090,10 @@ mod tests {
             messages: vec![logged("after the upgrade")],
             ..Commit::default()
         };
-        store.commit(commit, 101).await.expect("enqueue under 0004");
+        store
+            .commit(commit, 101)
+            .await
+            .expect("enqueue after the upgrade");
         let log = store.message_log(&key("conv-old"), 10).await.expect("log");
         let texts: Vec<&str> = log.iter().map(|m| m.text.expose().as_str()).collect();
         assert_eq!(texts, ["before the upgrade", "after the upgrade"]);
