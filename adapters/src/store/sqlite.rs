@@ -290,24 +290,16 @@ impl SqliteStore {
                 let expected_at = to_i64(expected, "revision")?;
                 // The lookup columns are set only when they change: SQLite rewrites the
                 // index entries of every column an UPDATE sets, changed or not, and a user
-                // or an order id rarely changes (a checkout gets its order id once).
-                let sql = format!(
-                    "UPDATE {table} SET status = ?1, state_kind = ?2, state_version = ?3, state = ?4, \
-                     revision = revision + 1, updated_at = ?5 \
-                     WHERE id = ?6 AND revision = ?7 RETURNING user_id, order_id"
-                );
+                // or an order id rarely changes (a checkout gets its order id once). They
+                // are read first, by a plain SELECT: `UPDATE ... RETURNING` would buffer
+                // its row in a temporary b-tree on every call. The row's page is read once:
+                // the update finds it in the cache.
                 let stored = rows_of(
                     tx,
-                    &sql,
-                    params![
-                        write.index.status.as_str(),
-                        &write.state.kind,
-                        i64::from(write.state.version),
-                        body,
-                        now,
-                        write.id.as_str(),
-                        expected_at
-                    ],
+                    &format!(
+                        "SELECT user_id, order_id FROM {table} WHERE id = ?1 AND revision = ?2"
+                    ),
+                    params![write.id.as_str(), expected_at],
                     |row| {
                         Ok((
                             col::<Option<String>>(row, "user_id", table, write.id.as_str())?,
@@ -322,11 +314,21 @@ impl SqliteStore {
                         expected,
                     }));
                 };
-                if stored_user.as_deref() != user || stored_order.as_deref() != order {
-                    let sql =
-                        format!("UPDATE {table} SET user_id = ?1, order_id = ?2 WHERE id = ?3");
+                let (status, version) =
+                    (write.index.status.as_str(), i64::from(write.state.version));
+                let (kind, id) = (&write.state.kind, write.id.as_str());
+                let set_state = "status = ?1, state_kind = ?2, state_version = ?3, state = ?4, \
+                                 revision = revision + 1, updated_at = ?5";
+                if stored_user.as_deref() == user && stored_order.as_deref() == order {
+                    let sql = format!("UPDATE {table} SET {set_state} WHERE id = ?6");
+                    run(tx, &sql, params![status, kind, version, body, now, id])?;
+                } else {
+                    let sql = format!(
+                        "UPDATE {table} SET {set_state}, user_id = ?7, order_id = ?8 WHERE id = ?6"
+                    );
                     let done = tx.prepare_cached(&sql).and_then(|mut statement| {
-                        statement.execute(params![user, order, write.id.as_str()])
+                        statement
+                            .execute(params![status, kind, version, body, now, id, user, order])
                     });
                     match done {
                         Ok(_) => {}
