@@ -331,7 +331,7 @@ mod tests {
             .respond(BrainRequest {
                 context: Context::Shopping,
                 history: vec![HistoryItem::User("search earbuds".into())],
-                tools: vec![],
+                tools: &[],
             })
             .await
             .unwrap();

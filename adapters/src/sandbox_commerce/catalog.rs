@@ -20,6 +20,9 @@ pub const PAGE_SIZE: usize = 10;
 #[derive(Debug, Clone)]
 pub struct SandboxCatalog {
     products: Vec<Product>,
+    /// The [`words`] of each product's title, in the order of `products`: split and
+    /// lowercased once, not on every search.
+    title_words: Vec<Vec<String>>,
 }
 
 fn words(text: &str) -> Vec<String> {
@@ -52,9 +55,15 @@ impl SandboxCatalog {
             .get("organic_results")
             .and_then(Value::as_array)
             .ok_or_else(|| CatalogError::Malformed("no organic_results".into()))?;
-        Ok(Self {
-            products: products_from(results),
-        })
+        Ok(Self::of(products_from(results)))
+    }
+
+    fn of(products: Vec<Product>) -> Self {
+        let title_words = products.iter().map(|p| words(p.title.as_str())).collect();
+        Self {
+            products,
+            title_words,
+        }
     }
 
     pub fn products(&self) -> &[Product] {
@@ -62,11 +71,11 @@ impl SandboxCatalog {
     }
 
     /// This catalogue plus `more` (a product of `more` replaces one with the same ASIN).
-    pub fn extended(mut self, more: &SandboxCatalog) -> Self {
-        self.products
-            .retain(|p| !more.products.iter().any(|m| m.asin == p.asin));
-        self.products.extend(more.products.iter().cloned());
-        self
+    pub fn extended(self, more: &SandboxCatalog) -> Self {
+        let mut products = self.products;
+        products.retain(|p| !more.products.iter().any(|m| m.asin == p.asin));
+        products.extend(more.products.iter().cloned());
+        Self::of(products)
     }
 
     /// Every match, best first.
@@ -75,8 +84,8 @@ impl SandboxCatalog {
         let mut scored: Vec<(usize, &Product)> = self
             .products
             .iter()
-            .map(|product| {
-                let title = words(product.title.as_str());
+            .zip(&self.title_words)
+            .map(|(product, title)| {
                 let hits = query_words
                     .iter()
                     .filter(|q| title.iter().any(|t| same_word(q, t)))

@@ -281,8 +281,14 @@ fn object(properties: Value, required: &[&str]) -> Value {
     json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
 }
 
-/// Every tool, for the brain adapters to send to the model.
-pub fn tool_specs() -> Vec<ToolSpec> {
+/// Every tool, for the brain adapters to send to the model. Built once: every model call
+/// offers the same tools, and their schemas are JSON trees of many small allocations.
+pub fn tool_specs() -> &'static [ToolSpec] {
+    static SPECS: std::sync::LazyLock<Vec<ToolSpec>> = std::sync::LazyLock::new(build_tool_specs);
+    &SPECS
+}
+
+fn build_tool_specs() -> Vec<ToolSpec> {
     let text = |d: &str| json!({"type": "string", "description": d});
     vec![
         ToolSpec {

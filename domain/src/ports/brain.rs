@@ -27,7 +27,7 @@ pub struct BrainRequest {
     pub context: Context,
     /// Oldest first; ends with the newest user text or tool results.
     pub history: Vec<HistoryItem>,
-    pub tools: Vec<ToolSpec>,
+    pub tools: &'static [ToolSpec],
 }
 
 /// Tokens a model call used, for metrics.
