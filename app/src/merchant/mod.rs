@@ -213,6 +213,8 @@ pub struct Merchant<C, M, S> {
     /// One payment at a time per order in this process (other processes meet the store's
     /// revision check).
     locks: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+    /// The clock second of the last complete sweep (see `worker::sweep`).
+    swept_at: std::sync::atomic::AtomicU64,
 }
 
 impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
@@ -234,6 +236,7 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
             config,
             clock,
             locks: Mutex::new(HashMap::new()),
+            swept_at: std::sync::atomic::AtomicU64::new(0),
         })
     }
 

@@ -9,6 +9,7 @@
 
 use super::{EFFECT_KIND, Merchant, MerchantOrder, OrderEffect, decode};
 use alloy_primitives::B256;
+use std::sync::atomic::Ordering;
 use worldstore_domain::UsdcAmount;
 use worldstore_domain::ports::ErrorClass;
 use worldstore_domain::ports::chain::{
@@ -392,9 +393,16 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
         }
     }
 
-    /// Expires unpaid offers and resumes settlements a crash interrupted.
+    /// Expires unpaid offers and resumes settlements a crash interrupted, once per clock
+    /// second: both come due by whole seconds (an offer at its expiry, a settlement once
+    /// it is [`STALE_SETTLING_SECONDS`] old), so a second sweep within the second a sweep
+    /// completed finds nothing new. A busy worker passes many times a second, and each
+    /// sweep reads and decodes every offer awaiting payment.
     async fn sweep(&self) -> Result<Pass, StoreError> {
         let now = self.now();
+        if self.swept_at.load(Ordering::Relaxed) == now {
+            return Ok(Pass::default());
+        }
         let mut pass = Pass::default();
         let awaiting = Status::parse("awaiting_payment").expect("valid status");
         for record in self
@@ -423,6 +431,7 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
                     self.resume_settling(&record.id, s.request, payment).await? as usize;
             }
         }
+        self.swept_at.store(now, Ordering::Relaxed);
         Ok(pass)
     }
 
