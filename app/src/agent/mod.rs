@@ -245,6 +245,14 @@ impl<P: AgentPorts> Agent<P> {
     /// of [`Agent::start`], whose background tasks make the order of events racy. Returns
     /// how many steps ran.
     pub async fn run_until_idle(&self) -> Result<usize, AgentError> {
+        self.run_until_idle_watching(true).await
+    }
+
+    /// [`Agent::run_until_idle`], with the watchers' rounds only when `watch`. The agent's
+    /// own effects never bring funds or order news (a wallet, the clock or the merchant
+    /// does), so a caller that knows none of those moved can leave the watchers to their
+    /// next round, as their timers would in a running agent.
+    pub async fn run_until_idle_watching(&self, watch: bool) -> Result<usize, AgentError> {
         /// More rounds than any conversation needs: a loop that never ends is a bug.
         const MAX_ROUNDS: usize = 1_000;
         let worker = OutboxWorker::new(
@@ -256,7 +264,7 @@ impl<P: AgentPorts> Agent<P> {
         let mut total = 0;
         for _ in 0..MAX_ROUNDS {
             let mut done = worker.run_once().await?;
-            if done == 0 {
+            if done == 0 && watch {
                 done = self.check_funds().await? + self.track_orders_once().await?;
             }
             if done == 0 {

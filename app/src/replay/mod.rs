@@ -208,12 +208,21 @@ impl Run<'_> {
 
     /// Runs the agent's and the merchant's due work until neither has any. The agent is
     /// idle after its pass, so only new merchant work can give it more.
-    async fn settle(&self) -> Result<(), ReplayError> {
+    /// Runs the agent and the merchant until neither has anything left to do. The agent's
+    /// funds watcher and order tracker look only when something outside the agent may have
+    /// moved since they last did: `outside` (the clock, a wallet, a restart), or the
+    /// merchant's work. A user's message alone brings them no news.
+    async fn settle(&self, outside: bool) -> Result<(), ReplayError> {
+        let mut watch = outside;
         loop {
-            self.agent.run_until_idle().await.map_err(run_error)?;
+            self.agent
+                .run_until_idle_watching(watch)
+                .await
+                .map_err(run_error)?;
             if self.world.merchant_round().await.map_err(run_error)? == 0 {
                 return Ok(());
             }
+            watch = true;
         }
     }
 
@@ -306,7 +315,8 @@ impl Run<'_> {
             Action::Restart => self.reopen().await?,
         }
         if !crashes {
-            self.settle().await?;
+            let outside = !matches!(step.action, Action::Say { .. } | Action::Tap { .. });
+            self.settle(outside).await?;
         }
         Ok(None)
     }
