@@ -302,7 +302,7 @@ impl<P: AgentPorts> Agent<P> {
         let Some(id) = self.active_checkout(user).await? else {
             return Ok(None);
         };
-        let Some((_, doc)) = self.own_order(user, &id).await? else {
+        let Some((_, doc)) = self.own_checkout(user, &id).await? else {
             return Ok(None);
         };
         let Checkout::AwaitingFunds(waiting) = &doc.machine else {
@@ -406,7 +406,7 @@ impl<P: AgentPorts> Agent<P> {
                 Ok(())
             }
             E::Notify(notice) => {
-                let (order_id, network) = match self.own_order(user, id).await? {
+                let (order_id, network) = match self.own_checkout(user, id).await? {
                     Some((_, doc)) => (
                         doc.order.as_ref().map(|o| o.order_id.to_string()),
                         doc.machine
@@ -442,7 +442,7 @@ impl<P: AgentPorts> Agent<P> {
         request: RequestId,
         attempt: Attempt,
     ) -> Result<(), EffectError> {
-        let Some((_, doc)) = self.own_order(user, id).await? else {
+        let Some((_, doc)) = self.own_checkout(user, id).await? else {
             return Ok(());
         };
         let Checkout::RequestingQuote(state) = &doc.machine else {
@@ -522,7 +522,7 @@ impl<P: AgentPorts> Agent<P> {
         claimed: &ClaimedEffect,
         attempt: Attempt,
     ) -> Result<(), EffectError> {
-        let Some((_, doc)) = self.own_order(user, id).await? else {
+        let Some((_, doc)) = self.own_checkout(user, id).await? else {
             return Ok(());
         };
         let Checkout::Paying(paying) = &doc.machine else {

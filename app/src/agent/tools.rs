@@ -9,7 +9,7 @@ use worldstore_domain::conversation::{ProductCard, ToolCall, ToolOutcome};
 use worldstore_domain::money::UsdcAmount;
 use worldstore_domain::ports::catalog::{self, Catalog, Product, SearchQuery, rank_sponsored_last};
 use worldstore_domain::ports::chain::Chain;
-use worldstore_domain::ports::store::{Key, MachineKind, Store};
+use worldstore_domain::ports::store::{Key, MachineKind, MachineRecord, Store};
 use worldstore_domain::profile::Profile;
 
 /// Search results shown (and offered as quick-buy buttons).
@@ -261,20 +261,38 @@ impl<P: AgentPorts> Agent<P> {
         })
     }
 
-    /// One of `user`'s own checkouts by merchant order id or checkout id.
+    /// One of `user`'s own checkouts by merchant order id or checkout id (a user may name
+    /// either).
     pub(crate) async fn own_order(
         &self,
         user: &Key,
         id: &Key,
     ) -> Result<Option<(Key, CheckoutDoc)>, AgentError> {
         let store = &self.inner.store;
-        let record = match store.machine_by_order(MachineKind::Checkout, id).await? {
-            Some(r) => Some(r),
-            None => store.load_machine(MachineKind::Checkout, id).await?,
-        };
-        let Some(record) = record else {
-            return Ok(None);
-        };
+        match store.machine_by_order(MachineKind::Checkout, id).await? {
+            Some(record) => Self::owned(user, record),
+            None => self.own_checkout(user, id).await,
+        }
+    }
+
+    /// One of `user`'s own checkouts by checkout id: what the agent's own records name.
+    pub(crate) async fn own_checkout(
+        &self,
+        user: &Key,
+        id: &Key,
+    ) -> Result<Option<(Key, CheckoutDoc)>, AgentError> {
+        match self
+            .inner
+            .store
+            .load_machine(MachineKind::Checkout, id)
+            .await?
+        {
+            Some(record) => Self::owned(user, record),
+            None => Ok(None),
+        }
+    }
+
+    fn owned(user: &Key, record: MachineRecord) -> Result<Option<(Key, CheckoutDoc)>, AgentError> {
         if record.index.user.as_ref() != Some(user) {
             return Ok(None);
         }
