@@ -25,7 +25,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use worldstore_domain::ports::store::{
-    Backoff, ClaimedEffect, EffectFailure, FinishedEffect, Key, Store, StoreError, StoreResult,
+    Backoff, ClaimedEffect, EffectClaim, EffectFailure, FinishedEffect, Key, Store, StoreError,
+    StoreResult,
 };
 
 /// The clock, in unix seconds.
@@ -117,6 +118,52 @@ pub fn finished(next: Option<ClaimedEffect>) {
     });
 }
 
+/// Whether an effect's execution is running on this task (its commits are then its own
+/// steps, see [`last_write_follows`]).
+pub fn running_effect() -> bool {
+    FINISHING.try_with(|_| ()).is_ok()
+}
+
+/// Effects that the commits enqueueing them leased to this process's worker
+/// (`Commit::claim_first`), waiting for it to run them: the worker takes them before it
+/// asks the store for more, so they need no claim of their own. Shared by whoever commits
+/// and the worker ([`OutboxWorker::with_handoff`]).
+#[derive(Clone, Default)]
+pub struct Handoff(Arc<Mutex<Vec<ClaimedEffect>>>);
+
+impl Handoff {
+    /// The claim for `config`'s worker running `E`'s kinds, to put in a commit.
+    pub fn claim<E: EffectExecutor>(config: &WorkerConfig) -> EffectClaim {
+        EffectClaim {
+            worker: config.worker.clone(),
+            kinds: E::KINDS,
+            lease_seconds: config.lease_seconds,
+        }
+    }
+
+    /// Hands over effects a commit leased (`Committed::claimed`).
+    pub fn give(&self, effects: Vec<ClaimedEffect>) {
+        if !effects.is_empty() {
+            self.effects().extend(effects);
+        }
+    }
+
+    /// Up to `limit` handed-over effects, oldest first. One whose lease ran out by `now`
+    /// is dropped: the store hands it out again, perhaps to another worker.
+    fn take(&self, limit: usize, now: u64) -> Vec<ClaimedEffect> {
+        let mut effects = self.effects();
+        let n = limit.min(effects.len());
+        let taken: Vec<ClaimedEffect> = effects.drain(..n).collect();
+        taken.into_iter().filter(|e| e.lease_until > now).collect()
+    }
+
+    fn effects(&self) -> MutexGuard<'_, Vec<ClaimedEffect>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// One attempt at an effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt {
@@ -173,6 +220,7 @@ pub struct OutboxWorker<S, E> {
     config: WorkerConfig,
     clock: Clock,
     wake: Arc<Notify>,
+    handoff: Option<Handoff>,
 }
 
 impl<S, E> Clone for OutboxWorker<S, E> {
@@ -183,6 +231,7 @@ impl<S, E> Clone for OutboxWorker<S, E> {
             config: self.config.clone(),
             clock: self.clock.clone(),
             wake: self.wake.clone(),
+            handoff: self.handoff.clone(),
         }
     }
 }
@@ -195,6 +244,7 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
             config,
             clock,
             wake: Arc::new(Notify::new()),
+            handoff: None,
         }
     }
 
@@ -209,8 +259,21 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
         self
     }
 
+    /// Runs the effects commits leased to it through `handoff` ([`Handoff`]) before it
+    /// claims any from the store.
+    pub fn with_handoff(mut self, handoff: Handoff) -> Self {
+        self.handoff = Some(handoff);
+        self
+    }
+
     async fn claim(&self, limit: u32) -> StoreResult<Vec<ClaimedEffect>> {
         let now = (self.clock)();
+        if let Some(handoff) = &self.handoff {
+            let given = handoff.take(usize::try_from(limit).unwrap_or(usize::MAX), now);
+            if !given.is_empty() {
+                return Ok(given);
+            }
+        }
         self.store
             .claim_effects(
                 &self.config.worker,
@@ -503,6 +566,75 @@ mod tests {
             .commit(commit, f.now.load(Ordering::SeqCst))
             .await
             .unwrap();
+    }
+
+    /// Enqueues one effect on `ordering` with a commit that leases it to the worker of
+    /// `config` (`Commit::claim_first`), and hands what it leased over.
+    async fn enqueue_leased(f: &Fixture, key: &str, ordering: &str, handoff: &Handoff) {
+        let commit = Commit {
+            effects: vec![NewEffect {
+                idempotency_key: Key::parse(key).unwrap(),
+                ordering_key: Key::parse(ordering).unwrap(),
+                effect: StoredState {
+                    kind: "test".into(),
+                    version: 1,
+                    body: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+                },
+            }],
+            claim_first: Some(Handoff::claim::<Scripted>(&WorkerConfig::new(
+                Key::parse("test-worker").unwrap(),
+            ))),
+            ..Commit::default()
+        };
+        let committed = f
+            .store
+            .commit(commit, f.now.load(Ordering::SeqCst))
+            .await
+            .unwrap();
+        assert_eq!(committed.claimed.len(), 1);
+        handoff.give(committed.claimed);
+    }
+
+    #[tokio::test]
+    async fn handed_over_effects_run_without_a_claim_and_expired_ones_go_back_to_the_store() {
+        let f = fixture("handoff").await;
+        let handoff = Handoff::default();
+        let (worker, executor) = worker(
+            &f,
+            Scripted {
+                attempts: Mutex::default(),
+                fail_first: None,
+            },
+            BACKOFF,
+        );
+        let worker = worker.with_handoff(handoff.clone());
+        enqueue_leased(&f, "a", "user:a", &handoff).await;
+        // Leased by its commit: no other worker can claim it.
+        let other = Key::parse("other-worker").unwrap();
+        let now = f.now.load(Ordering::SeqCst);
+        assert!(
+            f.store
+                .claim_effects(&other, &["test"], 10, now, now + 60)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(worker.run_once().await.unwrap(), 1);
+        assert_eq!(f.store.unfinished_effects().await.unwrap(), 0);
+
+        // A handed-over effect whose lease ran out is dropped; the store hands it out
+        // again, to this worker here, as a second attempt.
+        enqueue_leased(&f, "b", "user:b", &handoff).await;
+        f.now
+            .fetch_add(WorkerConfig::new(other).lease_seconds + 1, Ordering::SeqCst);
+        assert_eq!(worker.run_once().await.unwrap(), 1);
+        let attempts = executor.attempts.lock().unwrap().clone();
+        let seen: Vec<(String, u32)> = attempts
+            .iter()
+            .map(|(k, a)| (k.clone(), a.number))
+            .collect();
+        assert_eq!(seen, [("a".to_owned(), 1), ("b".to_owned(), 2)]);
+        assert_eq!(f.store.unfinished_effects().await.unwrap(), 0);
     }
 
     const BACKOFF: Backoff = Backoff {

@@ -8,9 +8,8 @@ use serde_json::value::RawValue;
 use worldstore_domain::UsdcAmount;
 use worldstore_domain::pii::Pii;
 use worldstore_domain::ports::store::{
-    ClaimedEffect, Direction, EffectId, FinishedEffect, Key, LoggedMessage, MachineIndex,
-    MachineKind, MachineRecord, MoneyEvent, MoneyEventKind, Revision, Status, StoreError,
-    StoredState,
+    ClaimedEffect, Direction, EffectId, Key, LoggedMessage, MachineIndex, MachineKind,
+    MachineRecord, MoneyEvent, MoneyEventKind, Revision, Status, StoreError, StoredState,
 };
 use worldstore_domain::x402::NonceKey;
 
@@ -26,10 +25,10 @@ pub(crate) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Rejected(format!("{what} {value} is too large")))
 }
 
-/// The lease of the next effect claimed by a commit at `now` that finishes `finished`
-/// (`Commit::finishes`).
-pub(crate) fn next_lease_until(finished: &FinishedEffect, now: i64) -> Result<i64, StoreError> {
-    Ok(now.saturating_add(to_i64(finished.lease_seconds, "lease")?))
+/// When a lease of `lease_seconds` taken by a commit at `now` ends (the next effect of
+/// `Commit::finishes`, the effects of `Commit::claim_first`).
+pub(crate) fn lease_until(lease_seconds: u64, now: i64) -> Result<i64, StoreError> {
+    Ok(now.saturating_add(to_i64(lease_seconds, "lease")?))
 }
 
 pub(crate) fn to_u64(

@@ -408,17 +408,42 @@ impl Store for PostgresStore {
                     finished.worker.as_str(),
                     finished.kinds,
                     now,
-                    codec::next_lease_until(finished, now)?,
+                    codec::lease_until(finished.lease_seconds, now)?,
                 )
                 .await?
             }
             None => None,
         };
+        let mut claimed = Vec::new();
+        if let Some(claim) = &commit.claim_first {
+            let lease_until = codec::lease_until(claim.lease_seconds, now)?;
+            let mut keys: Vec<&str> = commit
+                .effects
+                .iter()
+                .map(|e| e.ordering_key.as_str())
+                .collect();
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                let first = claim_first_of_key(
+                    &mut tx,
+                    key,
+                    claim.worker.as_str(),
+                    claim.kinds,
+                    now,
+                    lease_until,
+                )
+                .await?;
+                claimed.extend(first);
+            }
+            claimed.sort_by_key(|effect| effect.id);
+        }
         tx.commit().await.map_err(classify)?;
         Ok(Committed {
             revisions,
             effects_enqueued,
             next_effect,
+            claimed,
         })
     }
 
@@ -691,6 +716,19 @@ async fn finish_and_claim_next(
     let Some(key) = key else {
         return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
     };
+    claim_first_of_key(tx, &key, worker, kinds, now, lease_until).await
+}
+
+/// Within `tx`: leases the first unfinished effect of ordering key `key` to `worker` until
+/// `lease_until`, when it is ready at `now` and of one of `kinds`.
+async fn claim_first_of_key(
+    tx: &mut Tx,
+    key: &str,
+    worker: &str,
+    kinds: &[&str],
+    now: i64,
+    lease_until: i64,
+) -> StoreResult<Option<ClaimedEffect>> {
     if kinds.is_empty() {
         return Ok(None);
     }

@@ -31,9 +31,9 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use worldstore_domain::ports::store::{
-    ClaimedEffect, Commit, Committed, Conflict, EffectFailure, EffectId, Expected, Key,
-    LoggedMessage, MachineKind, MachineRecord, MachineWrite, MoneyEvent, NonceReservation,
-    Revision, Status, Store, StoreError, StoreResult,
+    ClaimedEffect, Commit, Committed, Conflict, EffectClaim, EffectFailure, EffectId, Expected,
+    Key, LoggedMessage, MachineKind, MachineRecord, MachineWrite, MoneyEvent, NewEffect,
+    NonceReservation, Revision, Status, Store, StoreError, StoreResult,
 };
 use worldstore_domain::profile::Profile;
 
@@ -461,11 +461,16 @@ fn ready_sql(kinds: usize, limit: u32) -> String {
 /// ready at `?1` now and of one of the kinds bound from `?3` on. The partial index
 /// `outbox_by_ordering_key` finds it without a sort.
 fn next_ready_sql(kinds: usize) -> String {
+    first_ready_sql("(SELECT ordering_key FROM outbox WHERE id = ?2)", kinds)
+}
+
+/// The first unfinished effect of the ordering key `key` (SQL of parameter `?2`), if it is
+/// ready at `?1` now and of one of the kinds bound from `?3` on.
+fn first_ready_sql(key: &str, kinds: usize) -> String {
     format!(
         "SELECT {EFFECT_COLUMNS} FROM (\
            SELECT * FROM outbox \
-           WHERE ordering_key = (SELECT ordering_key FROM outbox WHERE id = ?2) \
-             AND state IN ('ready', 'claimed') \
+           WHERE ordering_key = {key} AND state IN ('ready', 'claimed') \
            ORDER BY id LIMIT 1) \
          WHERE effect_kind IN ({}) \
            AND ((state = 'ready' AND available_at <= ?1) OR (state = 'claimed' AND lease_until <= ?1))",
@@ -530,6 +535,34 @@ fn finish_and_claim_next(
         raw_effect_from_row,
     )?;
     Ok(lease(tx, next, worker, lease_until)?.pop())
+}
+
+/// Within the write transaction `tx` of a commit that enqueued `effects`: leases the first
+/// unfinished effect of each of their ordering keys to the claim's worker, when it is
+/// ready and of the claim's kinds (`Commit::claim_first`). In id order.
+fn claim_first(
+    tx: &Connection,
+    claim: &EffectClaim,
+    effects: &[NewEffect],
+    now: i64,
+) -> StoreResult<Vec<ClaimedEffect>> {
+    if claim.kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lease_until = codec::lease_until(claim.lease_seconds, now)?;
+    let mut keys: Vec<&str> = effects.iter().map(|e| e.ordering_key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let sql = first_ready_sql("?2", claim.kinds.len());
+    let mut claimed = Vec::new();
+    for key in keys {
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&now, &key];
+        values.extend(claim.kinds.iter().map(|kind| kind as &dyn rusqlite::ToSql));
+        let first = rows_of(tx, &sql, values.as_slice(), raw_effect_from_row)?;
+        claimed.extend(lease(tx, first, claim.worker.as_str(), lease_until)?);
+    }
+    claimed.sort_by_key(|effect| effect.id);
+    Ok(claimed)
 }
 
 fn raw_effect_from_row(row: &Row<'_>) -> StoreResult<RawEffect> {
@@ -688,14 +721,19 @@ impl Store for SqliteStore {
                     finished.worker.as_str(),
                     finished.kinds,
                     now,
-                    codec::next_lease_until(finished, now)?,
+                    codec::lease_until(finished.lease_seconds, now)?,
                 )?,
                 None => None,
+            };
+            let claimed = match &commit.claim_first {
+                Some(claim) => claim_first(tx, claim, &commit.effects, now)?,
+                None => Vec::new(),
             };
             Ok(Committed {
                 revisions,
                 effects_enqueued,
                 next_effect,
+                claimed,
             })
         })
     }

@@ -2,7 +2,9 @@
 
 use super::records::{AgentEffect, CheckoutDoc, ConversationDoc};
 use super::{Agent, AgentError, AgentPorts, Received};
+use crate::outbox::Handoff;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
 use worldstore_domain::checkout::{self, Checkout, ProductChoice};
 use worldstore_domain::conversation::tools::Asin;
 use worldstore_domain::conversation::{self, Inbound, InboundContent, Presentation};
@@ -198,13 +200,24 @@ impl<P: AgentPorts> Agent<P> {
     /// Commits what an input staged and wakes the outbox worker. When the effect running
     /// on this task said this commit is its last step ([`crate::outbox::last_write_follows`]),
     /// the commit also completes it and claims its key's next effect.
+    ///
+    /// A commit made outside any effect's execution (an inbound message, a watcher's
+    /// finding) leases the effects it enqueues that are first of their key to this agent's
+    /// worker, once it has one, and hands them over: the worker runs them without a claim.
     async fn commit(&self, mut commit: Commit, now: u64) -> Result<(), StoreError> {
         commit.finishes = crate::outbox::finishing();
         let finishing = commit.finishes.is_some();
+        if !crate::outbox::running_effect()
+            && !commit.effects.is_empty()
+            && self.inner.worker_attached.load(Ordering::Relaxed)
+        {
+            commit.claim_first = Some(Handoff::claim::<Self>(&self.inner.config.worker));
+        }
         let committed = self.inner.store.commit(commit, now).await?;
         if finishing {
             crate::outbox::finished(committed.next_effect);
         }
+        self.inner.handoff.give(committed.claimed);
         self.inner.outbox_wake.notify_one();
         Ok(())
     }

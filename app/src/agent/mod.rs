@@ -120,6 +120,11 @@ pub(crate) struct Inner<P: AgentPorts> {
     pub funds_wake: Arc<Notify>,
     /// Agent wallet addresses lately derived (public, so kept; the keys are not).
     pub addresses: std::sync::Mutex<HashMap<Key, Address>>,
+    /// Effects this agent's commits leased to its own worker ([`crate::outbox::Handoff`]).
+    pub handoff: crate::outbox::Handoff,
+    /// Whether a worker of this agent takes from `handoff`: set once one has run
+    /// ([`Agent::start`], [`Agent::run_until_idle`]). Before, commits lease nothing.
+    pub worker_attached: std::sync::atomic::AtomicBool,
 }
 
 /// At most this many addresses are remembered; the map starts afresh when it is full.
@@ -192,6 +197,8 @@ impl<P: AgentPorts> Agent<P> {
                 outbox_wake: Arc::new(Notify::new()),
                 funds_wake: Arc::new(Notify::new()),
                 addresses: std::sync::Mutex::default(),
+                handoff: crate::outbox::Handoff::default(),
+                worker_attached: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -255,12 +262,7 @@ impl<P: AgentPorts> Agent<P> {
     pub async fn run_until_idle_watching(&self, watch: bool) -> Result<usize, AgentError> {
         /// More rounds than any conversation needs: a loop that never ends is a bug.
         const MAX_ROUNDS: usize = 1_000;
-        let worker = OutboxWorker::new(
-            self.inner.store.clone(),
-            Arc::new(self.clone()),
-            self.inner.config.worker.clone(),
-            self.inner.clock.clone(),
-        );
+        let worker = self.worker();
         let mut total = 0;
         for _ in 0..MAX_ROUNDS {
             let mut done = worker.run_once().await?;
@@ -275,17 +277,26 @@ impl<P: AgentPorts> Agent<P> {
         Err(AgentError::Contended("the agent's work".into()))
     }
 
-    /// Starts the outbox worker, the funds watcher and the order tracker. Pending effects
-    /// left by an earlier run are picked up by the first outbox round.
-    pub fn start(&self) -> Running {
-        let (stop, stopped) = watch::channel(false);
-        let worker = OutboxWorker::new(
+    /// This agent's outbox worker. It runs first what the agent's own commits leased to it
+    /// (the effects of an inbound message, say), and from then on those commits do lease.
+    fn worker(&self) -> OutboxWorker<P::Store, Self> {
+        self.inner
+            .worker_attached
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        OutboxWorker::new(
             self.inner.store.clone(),
             Arc::new(self.clone()),
             self.inner.config.worker.clone(),
             self.inner.clock.clone(),
         )
-        .with_waker(self.inner.outbox_wake.clone());
+        .with_handoff(self.inner.handoff.clone())
+    }
+
+    /// Starts the outbox worker, the funds watcher and the order tracker. Pending effects
+    /// left by an earlier run are picked up by the first outbox round.
+    pub fn start(&self) -> Running {
+        let (stop, stopped) = watch::channel(false);
+        let worker = self.worker().with_waker(self.inner.outbox_wake.clone());
         let tasks = vec![
             tokio::spawn(worker.run(stopped.clone())),
             tokio::spawn(self.clone().watch_funds(stopped.clone())),

@@ -31,7 +31,9 @@ mod records;
 
 pub use error::{Conflict, StoreError};
 pub use ids::{IdError, Key};
-pub use outbox::{Backoff, ClaimedEffect, EffectFailure, EffectId, FinishedEffect, NewEffect};
+pub use outbox::{
+    Backoff, ClaimedEffect, EffectClaim, EffectFailure, EffectId, FinishedEffect, NewEffect,
+};
 pub use records::{
     Direction, Expected, LoggedMessage, MachineIndex, MachineKind, MachineRecord, MachineWrite,
     MoneyEvent, MoneyEventKind, NonceReservation, Revision, Status, StoredState,
@@ -63,6 +65,9 @@ pub struct Commit {
     /// ([`Committed::next_effect`]). [`Conflict::LeaseLost`], and nothing written, when the
     /// worker no longer holds it.
     pub finishes: Option<FinishedEffect>,
+    /// Leases the effects this commit enqueues that are first of their ordering key to a
+    /// worker ([`EffectClaim`], [`Committed::claimed`]).
+    pub claim_first: Option<EffectClaim>,
 }
 
 /// What a successful commit did.
@@ -76,6 +81,8 @@ pub struct Committed {
     /// With [`Commit::finishes`]: the next effect of the finished one's ordering key, now
     /// claimed by the same worker, when one was ready and of its kinds.
     pub next_effect: Option<ClaimedEffect>,
+    /// With [`Commit::claim_first`]: the enqueued effects leased to its worker, in id order.
+    pub claimed: Vec<ClaimedEffect>,
 }
 
 /// The persistence port. Implemented by the SQLite and PostgreSQL adapters.

@@ -48,6 +48,7 @@ both_backends!(
     outbox::completing_an_effect_claims_the_next_of_its_key_in_the_same_write,
     outbox::a_commit_can_finish_the_effect_whose_execution_made_it,
     outbox::a_claim_that_found_nothing_sees_what_becomes_due_later,
+    outbox::a_commit_can_lease_the_effects_it_enqueues_to_a_worker,
 );
 
 /// Not a test of its own: the body of the crash test's child process, so it is ignored in

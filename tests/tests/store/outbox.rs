@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use worldstore_adapters::store::{Backend, SqlStore};
 use worldstore_domain::ports::store::{
-    Backoff, ClaimedEffect, Commit, Conflict, EffectFailure, FinishedEffect, Store, StoreError,
+    Backoff, ClaimedEffect, Commit, Conflict, EffectClaim, EffectFailure, FinishedEffect, Store,
+    StoreError,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -570,5 +571,77 @@ pub async fn a_claim_that_found_nothing_sees_what_becomes_due_later(backend: Bac
         claim(&a, NOW + LEASE + 30).await,
         ["fx-1", "fx-2"],
         "the retries' time came"
+    );
+}
+
+/// A commit can lease what it enqueues to the worker of the process that made it
+/// (`Commit::claim_first`): the first unfinished effect of each ordering key it enqueued
+/// into, when ready and of the worker's kinds, whoever enqueued it. An effect queued
+/// behind another of its key, or of another kind, is left for a claim in the usual order.
+pub async fn a_commit_can_lease_the_effects_it_enqueues_to_a_worker(backend: Backend) {
+    let Some(db) = fresh(backend).await else {
+        return;
+    };
+    let store = &db.store;
+    let (a, b) = (key("worker-a"), key("worker-b"));
+    // conv-1 already has an unfinished effect: what this commit adds there waits behind it.
+    enqueue(store, &[("fx-0", "conv-1"), ("fx-9", "conv-9")]).await;
+    let commit = Commit {
+        inbound: Some(key("in-1")),
+        effects: vec![
+            effect("fx-1", "conv-1"),
+            effect("fx-2", "conv-2"),
+            effect("fx-3", "conv-2"),
+            effect_of_kind("fx-4", "conv-3", "effect.other"),
+        ],
+        claim_first: Some(EffectClaim {
+            worker: a.clone(),
+            kinds: KINDS,
+            lease_seconds: LEASE,
+        }),
+        ..Commit::default()
+    };
+    let committed = store.commit(commit, NOW).await.expect("commit");
+    let names: Vec<_> = committed
+        .claimed
+        .iter()
+        .map(|e| e.idempotency_key.to_string())
+        .collect();
+    assert_eq!(names, ["fx-0", "fx-2"], "the first of conv-1 and of conv-2");
+    assert_eq!(
+        (
+            committed.claimed[1].attempts,
+            committed.claimed[1].lease_until
+        ),
+        (1, NOW + LEASE)
+    );
+    // Leased to a: another worker gets only what the commit did not touch.
+    let others: Vec<_> = store
+        .claim_effects(&b, KINDS, 10, NOW, NOW + LEASE)
+        .await
+        .expect("claim")
+        .iter()
+        .map(|e| e.idempotency_key.to_string())
+        .collect();
+    assert_eq!(others, ["fx-9"]);
+    // The lease is a's: completing fx-2 hands a the next of conv-2.
+    let next = store
+        .complete_effect_and_claim_next(committed.claimed[1].id, &a, KINDS, NOW, NOW + LEASE)
+        .await
+        .expect("complete")
+        .expect("fx-3 is next");
+    assert_eq!(next.idempotency_key, key("fx-3"));
+    // Without a claim, a commit leases nothing.
+    let commit = Commit {
+        effects: vec![effect("fx-5", "conv-4")],
+        ..Commit::default()
+    };
+    assert!(
+        store
+            .commit(commit, NOW)
+            .await
+            .expect("commit")
+            .claimed
+            .is_empty()
     );
 }

@@ -133,6 +133,7 @@ pub async fn a_commit_writes_states_effects_and_audit_together_and_reads_back(ba
             text: Pii::new("ship it to 1 Main St".into()),
         }],
         finishes: None,
+        claim_first: None,
     };
     let committed = store.commit(commit, NOW).await.expect("commit");
     assert_eq!(committed.revisions, vec![Revision(1), Revision(1)]);

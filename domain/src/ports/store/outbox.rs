@@ -73,6 +73,19 @@ pub struct FinishedEffect {
     pub lease_seconds: u64,
 }
 
+/// A worker asking a [`super::Commit`] for the effects it enqueues: for each ordering key
+/// the commit enqueues into, the key's first unfinished effect is leased to `worker` when
+/// it is ready and of `kinds` ([`super::Committed::claimed`]). The process that takes an
+/// input in can then run what it caused without a claim of its own; an effect queued
+/// behind another of its key is left to the usual order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectClaim {
+    pub worker: Key,
+    pub kinds: &'static [&'static str],
+    /// Each lease runs this long from the commit.
+    pub lease_seconds: u64,
+}
+
 /// How an attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EffectFailure {
