@@ -244,3 +244,46 @@ async fn a_fulfilment_failure_after_payment_is_refunded_and_the_user_is_told_una
     running.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// While its worker runs, the agent's commit of an inbound message leases the effects it
+/// sets off to that worker (`Commit::claim_first`); once the worker is stopped, what comes
+/// in is left in the store, free for whichever worker runs next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_taken_in_after_the_worker_stopped_is_left_for_the_next_worker() {
+    let dir = temp_dir("stopped");
+    let world = SandboxWorld::start(config(&dir, 100)).await.unwrap();
+    let mail = Mailbox::new();
+    let agent = world.agent(mail.clone()).await.unwrap();
+    let carol = user("carol");
+    world.welcome(&agent, &carol).await.unwrap();
+    let running = agent.start();
+    let chat = Chat {
+        agent: agent.clone(),
+        mail: mail.clone(),
+        user: carol.clone(),
+    };
+    chat.say("/help").await;
+    chat.expect("I help you buy").await;
+    running.stop().await;
+
+    agent
+        .receive(&carol, "after-stop", InboundContent::Text("/menu".into()))
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let next_worker = worldstore_domain::ports::store::Key::parse("next-worker").unwrap();
+    let claimed = agent
+        .store()
+        .claim_effects(&next_worker, &["agent.effect"], 10, now, now + 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.len(),
+        1,
+        "the message's first effect is free to claim"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

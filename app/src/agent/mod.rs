@@ -123,8 +123,9 @@ pub(crate) struct Inner<P: AgentPorts> {
     /// Effects this agent's commits leased to its own worker ([`crate::outbox::Handoff`]).
     pub handoff: crate::outbox::Handoff,
     /// Whether a worker of this agent takes from `handoff`: set once one has run
-    /// ([`Agent::start`], [`Agent::run_until_idle`]). Before, commits lease nothing.
-    pub worker_attached: std::sync::atomic::AtomicBool,
+    /// ([`Agent::start`], [`Agent::run_until_idle`]), cleared by [`Running::stop`]. While
+    /// it is not set, commits lease nothing.
+    pub worker_attached: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// At most this many addresses are remembered; the map starts afresh when it is full.
@@ -155,11 +156,16 @@ pub enum Received {
 pub struct Running {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The agent's `worker_attached`: cleared on [`Running::stop`], so that what comes in
+    /// afterwards is left in the store for whichever worker runs next.
+    attached: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Running {
     /// Stops the workers after their current round and waits for them.
     pub async fn stop(self) {
+        self.attached
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
@@ -198,7 +204,7 @@ impl<P: AgentPorts> Agent<P> {
                 funds_wake: Arc::new(Notify::new()),
                 addresses: std::sync::Mutex::default(),
                 handoff: crate::outbox::Handoff::default(),
-                worker_attached: std::sync::atomic::AtomicBool::new(false),
+                worker_attached: Arc::default(),
             }),
         }
     }
@@ -302,6 +308,10 @@ impl<P: AgentPorts> Agent<P> {
             tokio::spawn(self.clone().watch_funds(stopped.clone())),
             tokio::spawn(self.clone().track_orders(stopped)),
         ];
-        Running { stop, tasks }
+        Running {
+            stop,
+            tasks,
+            attached: self.inner.worker_attached.clone(),
+        }
     }
 }
