@@ -20,6 +20,7 @@
 //! claims only those, so several roles can share one store.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
@@ -66,6 +67,8 @@ impl From<StoreError> for EffectError {
 struct Finishing {
     /// Set by the worker: the effect, its lease holder and the next effect's lease.
     finish: Option<FinishedEffect>,
+    /// The worker's [`OutboxWorker::stopping`]: once set, the commit claims nothing next.
+    stopping: Arc<AtomicBool>,
     /// Set by the executor ([`last_write_follows`]): the next commit is the effect's last step.
     armed: bool,
     /// Set after that commit: the effect is done, and this is its key's next effect.
@@ -98,11 +101,14 @@ pub fn finishing() -> Option<FinishedEffect> {
     FINISHING
         .try_with(|state| {
             let state = finishing_state(state);
-            if state.armed && state.done.is_none() {
-                state.finish.clone()
-            } else {
-                None
+            if !state.armed || state.done.is_some() {
+                return None;
             }
+            let mut finish = state.finish.clone()?;
+            if state.stopping.load(Ordering::Relaxed) {
+                finish.kinds = &[];
+            }
+            Some(finish)
         })
         .ok()
         .flatten()
@@ -221,6 +227,9 @@ pub struct OutboxWorker<S, E> {
     clock: Clock,
     wake: Arc<Notify>,
     handoff: Option<Handoff>,
+    /// Set when [`OutboxWorker::run`] ends or is dropped (stopped, or its task aborted):
+    /// executions still in flight then complete their effect without claiming the next.
+    stopping: Arc<AtomicBool>,
 }
 
 impl<S, E> Clone for OutboxWorker<S, E> {
@@ -232,6 +241,7 @@ impl<S, E> Clone for OutboxWorker<S, E> {
             clock: self.clock.clone(),
             wake: self.wake.clone(),
             handoff: self.handoff.clone(),
+            stopping: self.stopping.clone(),
         }
     }
 }
@@ -245,6 +255,7 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
             clock,
             wake: Arc::new(Notify::new()),
             handoff: None,
+            stopping: Arc::default(),
         }
     }
 
@@ -318,6 +329,10 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
     /// to back without a claim round each. Stops at a failure (a retry waits for its
     /// backoff) or when the key has nothing ready. Returns how many effects ran, and the
     /// store error that stopped it, if any.
+    ///
+    /// Between two effects it gives the runtime a turn: a store that answers at once (the
+    /// embedded SQLite) would otherwise let one key's chain run without ever pausing, keeping
+    /// other tasks waiting and an aborted worker running on.
     async fn run_key(&self, mut effect: ClaimedEffect) -> (usize, StoreResult<()>) {
         let mut ran = 0;
         loop {
@@ -327,6 +342,7 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
                 Ok(None) => return (ran, Ok(())),
                 Err(e) => return (ran, Err(e)),
             }
+            tokio::task::yield_now().await;
         }
     }
 
@@ -346,6 +362,7 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
                 kinds: E::KINDS,
                 lease_seconds: self.config.lease_seconds,
             }),
+            stopping: self.stopping.clone(),
             ..Finishing::default()
         }));
         // Boxed: an executor's future is large (a model call, HTTP requests), and inline it
@@ -367,12 +384,17 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
         let now = (self.clock)();
         let failure = match outcome {
             Ok(()) => {
+                let kinds: &[&str] = if self.stopping.load(Ordering::Relaxed) {
+                    &[]
+                } else {
+                    E::KINDS
+                };
                 return self
                     .store
                     .complete_effect_and_claim_next(
                         effect.id,
                         worker,
-                        E::KINDS,
+                        kinds,
                         now,
                         now.saturating_add(self.config.lease_seconds),
                     )
@@ -404,6 +426,14 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
     /// once: a slow effect (a model call) holds up only its own key, never the others.
     /// Store errors are logged and retried after `idle`: an outage must not end the worker.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        /// Marks the worker stopping when `run` ends, however it ends.
+        struct Stopping(Arc<AtomicBool>);
+        impl Drop for Stopping {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _stopping = Stopping(self.stopping.clone());
         let capacity = self.config.batch.max(1) as usize;
         let mut running: JoinSet<(usize, StoreResult<()>)> = JoinSet::new();
         loop {

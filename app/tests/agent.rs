@@ -102,7 +102,7 @@ async fn a_purchase_survives_a_restart_after_the_confirmation_and_is_paid_exactl
     world.welcome(&chat.agent, &alice).await.unwrap();
     chat.up_to_the_confirmation().await;
     // Crash: the workers die; the confirmation is committed but nothing executes it.
-    running.abort();
+    running.abort().await;
     chat.say("yes").await;
     assert!(chat.agent.store().unfinished_effects().await.unwrap() > 0);
     drop(chat);

@@ -161,7 +161,7 @@ async fn a_payment_settled_while_the_agent_died_before_committing_it_is_reported
 
     // Crash: the agent's workers die mid-request; a new process takes over once the
     // crashed worker's lease has expired.
-    running.abort();
+    running.abort().await;
     let first_mail = chat.mail.clone();
     drop(chat);
     proxy.swallow.store(false, Ordering::SeqCst);

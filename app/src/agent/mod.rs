@@ -172,10 +172,17 @@ impl Running {
         }
     }
 
-    /// Ends the workers at once, wherever they are (a simulated crash).
-    pub fn abort(self) {
+    /// Ends the workers at once, wherever they are (a simulated crash), and returns once
+    /// they are gone. An execution in flight finishes the effect in hand at most, claiming
+    /// nothing after it; the agent's commits no longer lease to them.
+    pub async fn abort(self) {
+        self.attached
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         for task in &self.tasks {
             task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
         }
     }
 }
