@@ -12,7 +12,10 @@
 //! unfinished effect of each key), so they run concurrently, and each key then runs on by
 //! itself: the write that completes an effect claims the next one of its key. An effect
 //! whose execution ends with a commit can have that commit complete it
-//! ([`last_write_follows`]), which saves the worker a write. The executor is told when an
+//! ([`last_write_follows`]), which saves the worker a write. Effects that the commit
+//! enqueueing them already leased to this worker (`Commit::claim_first`) reach it through a
+//! [`Handoff`] and need no claim either. A worker that is stopped or aborted claims
+//! nothing more: an execution still in flight completes its effect and leaves the next. The executor is told when an
 //! attempt is the last one, so it can feed a final failure back into its machine instead
 //! of leaving it waiting. Delivery is at least once: executors must be safe to repeat
 //! (they use the effect's idempotency key). Knows nothing about agent or merchant types:
