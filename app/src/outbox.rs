@@ -15,9 +15,9 @@
 //! ([`last_write_follows`]), which saves the worker a write. Effects that the commit
 //! enqueueing them already leased to this worker (`Commit::claim_first`) reach it through a
 //! [`Handoff`] and need no claim either. A worker that is stopped or aborted claims
-//! nothing more: an execution still in flight completes its effect and leaves the next. The executor is told when an
-//! attempt is the last one, so it can feed a final failure back into its machine instead
-//! of leaving it waiting. Delivery is at least once: executors must be safe to repeat
+//! nothing more: an execution still in flight completes its effect and leaves the next.
+//! The executor is told when an attempt is the last one, so it can feed a final failure
+//! back into its machine instead of leaving it waiting. Delivery is at least once: executors must be safe to repeat
 //! (they use the effect's idempotency key). Knows nothing about agent or merchant types:
 //! an executor names the effect kinds it runs ([`EffectExecutor::KINDS`]) and the worker
 //! claims only those, so several roles can share one store.
