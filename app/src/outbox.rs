@@ -109,7 +109,7 @@ pub fn finishing() -> Option<FinishedEffect> {
             }
             let mut finish = state.finish.clone()?;
             if state.stopping.load(Ordering::Relaxed) {
-                finish.kinds = &[];
+                finish.next.kinds = &[];
             }
             Some(finish)
         })
@@ -141,15 +141,6 @@ pub fn running_effect() -> bool {
 pub struct Handoff(Arc<Mutex<Vec<ClaimedEffect>>>);
 
 impl Handoff {
-    /// The claim for `config`'s worker running `E`'s kinds, to put in a commit.
-    pub fn claim<E: EffectExecutor>(config: &WorkerConfig) -> EffectClaim {
-        EffectClaim {
-            worker: config.worker.clone(),
-            kinds: E::KINDS,
-            lease_seconds: config.lease_seconds,
-        }
-    }
-
     /// Hands over effects a commit leased (`Committed::claimed`).
     pub fn give(&self, effects: Vec<ClaimedEffect>) {
         if !effects.is_empty() {
@@ -211,6 +202,16 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// What a commit needs to lease effects to this worker running `E`'s kinds (the next
+    /// effect of one it finishes, or those it enqueues).
+    pub fn claim<E: EffectExecutor>(&self) -> EffectClaim {
+        EffectClaim {
+            worker: self.worker.clone(),
+            kinds: E::KINDS,
+            lease_seconds: self.lease_seconds,
+        }
+    }
+
     pub fn new(worker: Key) -> Self {
         Self {
             worker,
@@ -361,9 +362,7 @@ impl<S: Store + 'static, E: EffectExecutor> OutboxWorker<S, E> {
         let finishing = Arc::new(Mutex::new(Finishing {
             finish: Some(FinishedEffect {
                 id: effect.id,
-                worker: worker.clone(),
-                kinds: E::KINDS,
-                lease_seconds: self.config.lease_seconds,
+                next: self.config.claim::<E>(),
             }),
             stopping: self.stopping.clone(),
             ..Finishing::default()
@@ -560,36 +559,52 @@ mod tests {
         }
     }
 
+    /// The configuration of the tests' worker.
+    fn test_config() -> WorkerConfig {
+        WorkerConfig::new(Key::parse("test-worker").unwrap())
+    }
+
+    /// A worker running `executor` on the fixture's store and clock.
+    fn worker_of<E: EffectExecutor>(
+        f: &Fixture,
+        executor: Arc<E>,
+        config: WorkerConfig,
+    ) -> OutboxWorker<SqlStore, E> {
+        let now = f.now.clone();
+        let clock: Clock = Arc::new(move || now.load(Ordering::SeqCst));
+        OutboxWorker::new(f.store.clone(), executor, config, clock)
+    }
+
     fn worker(
         f: &Fixture,
         executor: Scripted,
         backoff: Backoff,
     ) -> (OutboxWorker<SqlStore, Scripted>, Arc<Scripted>) {
         let executor = Arc::new(executor);
-        let now = f.now.clone();
         let config = WorkerConfig {
             backoff,
-            ..WorkerConfig::new(Key::parse("test-worker").unwrap())
+            ..test_config()
         };
-        let clock: Clock = Arc::new(move || now.load(Ordering::SeqCst));
-        (
-            OutboxWorker::new(f.store.clone(), executor.clone(), config, clock),
-            executor,
-        )
+        (worker_of(f, executor.clone(), config), executor)
+    }
+
+    /// A `test` effect with idempotency key `key` on `ordering`.
+    fn test_effect(key: &str, ordering: &str) -> NewEffect {
+        NewEffect {
+            idempotency_key: Key::parse(key).unwrap(),
+            ordering_key: Key::parse(ordering).unwrap(),
+            effect: StoredState {
+                kind: "test".into(),
+                version: 1,
+                body: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
+            },
+        }
     }
 
     async fn enqueue(f: &Fixture, keys: &[(&str, &str)]) {
         let effects = keys
             .iter()
-            .map(|(key, ordering)| NewEffect {
-                idempotency_key: Key::parse(key).unwrap(),
-                ordering_key: Key::parse(ordering).unwrap(),
-                effect: StoredState {
-                    kind: "test".into(),
-                    version: 1,
-                    body: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
-                },
-            })
+            .map(|(key, ordering)| test_effect(key, ordering))
             .collect();
         let commit = Commit {
             effects,
@@ -601,22 +616,12 @@ mod tests {
             .unwrap();
     }
 
-    /// Enqueues one effect on `ordering` with a commit that leases it to the worker of
-    /// `config` (`Commit::claim_first`), and hands what it leased over.
+    /// Enqueues one effect on `ordering` with a commit that leases it to the tests' worker
+    /// (`Commit::claim_first`), and hands what it leased over.
     async fn enqueue_leased(f: &Fixture, key: &str, ordering: &str, handoff: &Handoff) {
         let commit = Commit {
-            effects: vec![NewEffect {
-                idempotency_key: Key::parse(key).unwrap(),
-                ordering_key: Key::parse(ordering).unwrap(),
-                effect: StoredState {
-                    kind: "test".into(),
-                    version: 1,
-                    body: serde_json::value::RawValue::from_string("{}".into()).unwrap(),
-                },
-            }],
-            claim_first: Some(Handoff::claim::<Scripted>(&WorkerConfig::new(
-                Key::parse("test-worker").unwrap(),
-            ))),
+            effects: vec![test_effect(key, ordering)],
+            claim_first: Some(test_config().claim::<Scripted>()),
             ..Commit::default()
         };
         let committed = f
@@ -659,7 +664,7 @@ mod tests {
         // again, to this worker here, as a second attempt.
         enqueue_leased(&f, "b", "user:b", &handoff).await;
         f.now
-            .fetch_add(WorkerConfig::new(other).lease_seconds + 1, Ordering::SeqCst);
+            .fetch_add(test_config().lease_seconds + 1, Ordering::SeqCst);
         assert_eq!(worker.run_once().await.unwrap(), 1);
         let attempts = executor.attempts.lock().unwrap().clone();
         let seen: Vec<(String, u32)> = attempts
@@ -792,14 +797,7 @@ mod tests {
                 ran: Mutex::default(),
                 next_from_commit: Mutex::default(),
             });
-            let now = f.now.clone();
-            let clock: Clock = Arc::new(move || now.load(Ordering::SeqCst));
-            let worker = OutboxWorker::new(
-                f.store.clone(),
-                executor.clone(),
-                WorkerConfig::new(Key::parse("test-worker").unwrap()),
-                clock,
-            );
+            let worker = worker_of(&f, executor.clone(), test_config());
             enqueue(&f, &[("first", "user:a")]).await;
             // A worker completing `first` again after its commit did would lose the lease
             // (it is done) and fail the round.
@@ -840,14 +838,7 @@ mod tests {
             started: Mutex::default(),
             release: Notify::new(),
         });
-        let now = f.now.clone();
-        let clock: Clock = Arc::new(move || now.load(Ordering::SeqCst));
-        let worker = OutboxWorker::new(
-            f.store.clone(),
-            gated.clone(),
-            WorkerConfig::new(Key::parse("test-worker").unwrap()),
-            clock,
-        );
+        let worker = worker_of(&f, gated.clone(), test_config());
         let wake = worker.waker();
         let (stop, stopped) = watch::channel(false);
         let running = tokio::spawn(worker.run(stopped));

@@ -9,7 +9,8 @@ use worldstore_domain::UsdcAmount;
 use worldstore_domain::pii::Pii;
 use worldstore_domain::ports::store::{
     ClaimedEffect, Direction, EffectId, Key, LoggedMessage, MachineIndex, MachineKind,
-    MachineRecord, MoneyEvent, MoneyEventKind, Revision, Status, StoreError, StoredState,
+    MachineRecord, MoneyEvent, MoneyEventKind, NewEffect, Revision, Status, StoreError,
+    StoredState,
 };
 use worldstore_domain::x402::NonceKey;
 
@@ -29,6 +30,14 @@ pub(crate) fn to_i64(value: u64, what: &str) -> Result<i64, StoreError> {
 /// `Commit::finishes`, the effects of `Commit::claim_first`).
 pub(crate) fn lease_until(lease_seconds: u64, now: i64) -> Result<i64, StoreError> {
     Ok(now.saturating_add(to_i64(lease_seconds, "lease")?))
+}
+
+/// The distinct ordering keys of `effects`, sorted (the keys `Commit::claim_first` looks at).
+pub(crate) fn ordering_keys(effects: &[NewEffect]) -> Vec<&str> {
+    let mut keys: Vec<&str> = effects.iter().map(|e| e.ordering_key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 pub(crate) fn to_u64(

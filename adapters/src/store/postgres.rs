@@ -19,9 +19,9 @@ use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 use worldstore_domain::ports::store::{
-    ClaimedEffect, Commit, Committed, Conflict, EffectFailure, EffectId, Expected, Key,
-    LoggedMessage, MachineKind, MachineRecord, MachineWrite, MoneyEvent, NonceReservation,
-    Revision, Status, Store, StoreError, StoreResult,
+    ClaimedEffect, Commit, Committed, Conflict, EffectClaim, EffectFailure, EffectId, Expected,
+    Key, LoggedMessage, MachineKind, MachineRecord, MachineWrite, MoneyEvent, NewEffect,
+    NonceReservation, Revision, Status, Store, StoreError, StoreResult,
 };
 use worldstore_domain::profile::Profile;
 
@@ -405,39 +405,19 @@ impl Store for PostgresStore {
                 finish_and_claim_next(
                     &mut tx,
                     finished.id,
-                    finished.worker.as_str(),
-                    finished.kinds,
+                    finished.next.worker.as_str(),
+                    finished.next.kinds,
                     now,
-                    codec::lease_until(finished.lease_seconds, now)?,
+                    codec::lease_until(finished.next.lease_seconds, now)?,
                 )
                 .await?
             }
             None => None,
         };
-        let mut claimed = Vec::new();
-        if let Some(claim) = &commit.claim_first {
-            let lease_until = codec::lease_until(claim.lease_seconds, now)?;
-            let mut keys: Vec<&str> = commit
-                .effects
-                .iter()
-                .map(|e| e.ordering_key.as_str())
-                .collect();
-            keys.sort_unstable();
-            keys.dedup();
-            for key in keys {
-                let first = claim_first_of_key(
-                    &mut tx,
-                    key,
-                    claim.worker.as_str(),
-                    claim.kinds,
-                    now,
-                    lease_until,
-                )
-                .await?;
-                claimed.extend(first);
-            }
-            claimed.sort_by_key(|effect| effect.id);
-        }
+        let claimed = match &commit.claim_first {
+            Some(claim) => claim_first(&mut tx, claim, &commit.effects, now).await?,
+            None => Vec::new(),
+        };
         tx.commit().await.map_err(classify)?;
         Ok(Committed {
             revisions,
@@ -717,6 +697,25 @@ async fn finish_and_claim_next(
         return Err(StoreError::Conflict(Conflict::LeaseLost(id)));
     };
     claim_first_of_key(tx, &key, worker, kinds, now, lease_until).await
+}
+
+/// Within the transaction `tx` of a commit that enqueued `effects`: leases the first
+/// unfinished effect of each of their ordering keys to the claim's worker, when it is
+/// ready and of the claim's kinds (`Commit::claim_first`). In id order.
+async fn claim_first(
+    tx: &mut Tx,
+    claim: &EffectClaim,
+    effects: &[NewEffect],
+    now: i64,
+) -> StoreResult<Vec<ClaimedEffect>> {
+    let lease_until = codec::lease_until(claim.lease_seconds, now)?;
+    let mut claimed = Vec::new();
+    for key in codec::ordering_keys(effects) {
+        let worker = claim.worker.as_str();
+        claimed.extend(claim_first_of_key(tx, key, worker, claim.kinds, now, lease_until).await?);
+    }
+    claimed.sort_by_key(|effect| effect.id);
+    Ok(claimed)
 }
 
 /// Within `tx`: leases the first unfinished effect of ordering key `key` to `worker` until

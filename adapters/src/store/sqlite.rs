@@ -526,15 +526,25 @@ fn finish_and_claim_next(
     if kinds.is_empty() {
         return Ok(None);
     }
-    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&now, &id.0];
+    let sql = next_ready_sql(kinds.len());
+    lease_first_ready(tx, &sql, &id.0, worker, kinds, now, lease_until)
+}
+
+/// Within the write transaction `tx`: leases to `worker` the effect that `sql` (from
+/// [`first_ready_sql`]) finds for `key` (bound to `?2`) and `kinds`, if any.
+fn lease_first_ready(
+    tx: &Connection,
+    sql: &str,
+    key: &dyn rusqlite::ToSql,
+    worker: &str,
+    kinds: &[&str],
+    now: i64,
+    lease_until: i64,
+) -> StoreResult<Option<ClaimedEffect>> {
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&now, key];
     values.extend(kinds.iter().map(|kind| kind as &dyn rusqlite::ToSql));
-    let next = rows_of(
-        tx,
-        &next_ready_sql(kinds.len()),
-        values.as_slice(),
-        raw_effect_from_row,
-    )?;
-    Ok(lease(tx, next, worker, lease_until)?.pop())
+    let first = rows_of(tx, sql, values.as_slice(), raw_effect_from_row)?;
+    Ok(lease(tx, first, worker, lease_until)?.pop())
 }
 
 /// Within the write transaction `tx` of a commit that enqueued `effects`: leases the first
@@ -550,16 +560,19 @@ fn claim_first(
         return Ok(Vec::new());
     }
     let lease_until = codec::lease_until(claim.lease_seconds, now)?;
-    let mut keys: Vec<&str> = effects.iter().map(|e| e.ordering_key.as_str()).collect();
-    keys.sort_unstable();
-    keys.dedup();
     let sql = first_ready_sql("?2", claim.kinds.len());
     let mut claimed = Vec::new();
-    for key in keys {
-        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&now, &key];
-        values.extend(claim.kinds.iter().map(|kind| kind as &dyn rusqlite::ToSql));
-        let first = rows_of(tx, &sql, values.as_slice(), raw_effect_from_row)?;
-        claimed.extend(lease(tx, first, claim.worker.as_str(), lease_until)?);
+    for key in codec::ordering_keys(effects) {
+        let worker = claim.worker.as_str();
+        claimed.extend(lease_first_ready(
+            tx,
+            &sql,
+            &key,
+            worker,
+            claim.kinds,
+            now,
+            lease_until,
+        )?);
     }
     claimed.sort_by_key(|effect| effect.id);
     Ok(claimed)
@@ -718,10 +731,10 @@ impl Store for SqliteStore {
                 Some(finished) => finish_and_claim_next(
                     tx,
                     finished.id,
-                    finished.worker.as_str(),
-                    finished.kinds,
+                    finished.next.worker.as_str(),
+                    finished.next.kinds,
                     now,
-                    codec::lease_until(finished.lease_seconds, now)?,
+                    codec::lease_until(finished.next.lease_seconds, now)?,
                 )?,
                 None => None,
             };

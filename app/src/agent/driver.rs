@@ -2,7 +2,6 @@
 
 use super::records::{AgentEffect, CheckoutDoc, ConversationDoc};
 use super::{Agent, AgentError, AgentPorts, Received};
-use crate::outbox::Handoff;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
 use worldstore_domain::checkout::{self, Checkout, ProductChoice};
@@ -211,7 +210,7 @@ impl<P: AgentPorts> Agent<P> {
             && !commit.effects.is_empty()
             && self.inner.worker_attached.load(Ordering::Relaxed)
         {
-            commit.claim_first = Some(Handoff::claim::<Self>(&self.inner.config.worker));
+            commit.claim_first = Some(self.inner.config.worker.claim::<Self>());
         }
         let committed = self.inner.store.commit(commit, now).await?;
         if finishing {

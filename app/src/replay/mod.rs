@@ -207,11 +207,10 @@ impl Run<'_> {
     }
 
     /// Runs the agent's and the merchant's due work until neither has any. The agent is
-    /// idle after its pass, so only new merchant work can give it more.
-    /// Runs the agent and the merchant until neither has anything left to do. The agent's
-    /// funds watcher and order tracker look only when something outside the agent may have
-    /// moved since they last did: `outside` (the clock, a wallet, a restart), or the
-    /// merchant's work. A user's message alone brings them no news.
+    /// idle after its pass, so only new merchant work can give it more. The agent's funds
+    /// watcher and order tracker look only when something outside the agent may have moved
+    /// since they last did: `outside` (the clock, a wallet, a restart), or the merchant's
+    /// work. A user's message alone brings them no news.
     async fn settle(&self, outside: bool) -> Result<(), ReplayError> {
         let mut watch = outside;
         loop {

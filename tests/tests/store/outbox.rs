@@ -15,6 +15,14 @@ const LEASE: u64 = 600;
 /// The kind of [`effect`]'s effects.
 const KINDS: &[&str] = &["effect.reply"];
 
+/// The idempotency keys of `claimed`, in order.
+fn names(claimed: &[ClaimedEffect]) -> Vec<String> {
+    claimed
+        .iter()
+        .map(|e| e.idempotency_key.to_string())
+        .collect()
+}
+
 async fn enqueue(store: &impl Store, effects: &[(&str, &str)]) {
     let commit = Commit {
         effects: effects.iter().map(|(i, o)| effect(i, o)).collect(),
@@ -218,11 +226,7 @@ pub async fn an_effect_waits_for_earlier_effects_of_its_ordering_key(backend: Ba
         .claim_effects(&a, KINDS, 10, NOW, NOW + LEASE)
         .await
         .expect("claim");
-    let names: Vec<_> = first
-        .iter()
-        .map(|e| e.idempotency_key.to_string())
-        .collect();
-    assert_eq!(names, ["fx-1", "fx-3"], "fx-2 waits behind fx-1");
+    assert_eq!(names(&first), ["fx-1", "fx-3"], "fx-2 waits behind fx-1");
     assert!(
         store
             .claim_effects(&b, KINDS, 10, NOW, NOW + LEASE)
@@ -281,12 +285,6 @@ pub async fn workers_of_different_kinds_on_one_store_claim_only_their_own(backen
         ..Commit::default()
     };
     store.commit(commit, NOW).await.expect("enqueue");
-    let names = |claimed: &[ClaimedEffect]| -> Vec<String> {
-        claimed
-            .iter()
-            .map(|e| e.idempotency_key.to_string())
-            .collect()
-    };
 
     let mine = store
         .claim_effects(&agent, AGENT, 10, NOW, NOW + LEASE)
@@ -399,11 +397,7 @@ pub async fn completing_an_effect_claims_the_next_of_its_key_in_the_same_write(b
         .claim_effects(&b, KINDS, 10, NOW, NOW + LEASE)
         .await
         .expect("claim");
-    let names: Vec<_> = others
-        .iter()
-        .map(|e| e.idempotency_key.to_string())
-        .collect();
-    assert_eq!(names, ["fx-3"]);
+    assert_eq!(names(&others), ["fx-3"]);
 
     let fourth = store
         .complete_effect_and_claim_next(second.id, &a, KINDS, NOW, NOW + LEASE)
@@ -461,9 +455,11 @@ pub async fn a_commit_can_finish_the_effect_whose_execution_made_it(backend: Bac
         effects: vec![effect("fx-2", "conv-1"), effect("fx-3", "conv-2")],
         finishes: Some(FinishedEffect {
             id,
-            worker: worker.clone(),
-            kinds: KINDS,
-            lease_seconds: LEASE,
+            next: EffectClaim {
+                worker: worker.clone(),
+                kinds: KINDS,
+                lease_seconds: LEASE,
+            },
         }),
         ..Commit::default()
     };
@@ -496,11 +492,7 @@ pub async fn a_commit_can_finish_the_effect_whose_execution_made_it(backend: Bac
         .claim_effects(&b, KINDS, 10, NOW + 1, NOW + LEASE)
         .await
         .expect("claim");
-    let names: Vec<_> = others
-        .iter()
-        .map(|e| e.idempotency_key.to_string())
-        .collect();
-    assert_eq!(names, ["fx-3"]);
+    assert_eq!(names(&others), ["fx-3"]);
     assert_eq!(store.unfinished_effects().await.expect("read"), 2);
 }
 
@@ -514,13 +506,12 @@ pub async fn a_claim_that_found_nothing_sees_what_becomes_due_later(backend: Bac
     let store = &db.store;
     let (a, b) = (key("worker-a"), key("worker-b"));
     let claim = |worker, now| async move {
-        store
-            .claim_effects(worker, KINDS, 10, now, now + LEASE)
-            .await
-            .expect("claim")
-            .iter()
-            .map(|e| e.idempotency_key.to_string())
-            .collect::<Vec<_>>()
+        names(
+            &store
+                .claim_effects(worker, KINDS, 10, now, now + LEASE)
+                .await
+                .expect("claim"),
+        )
     };
     assert!(claim(&a, NOW).await.is_empty());
     assert!(
@@ -602,12 +593,11 @@ pub async fn a_commit_can_lease_the_effects_it_enqueues_to_a_worker(backend: Bac
         ..Commit::default()
     };
     let committed = store.commit(commit, NOW).await.expect("commit");
-    let names: Vec<_> = committed
-        .claimed
-        .iter()
-        .map(|e| e.idempotency_key.to_string())
-        .collect();
-    assert_eq!(names, ["fx-0", "fx-2"], "the first of conv-1 and of conv-2");
+    assert_eq!(
+        names(&committed.claimed),
+        ["fx-0", "fx-2"],
+        "the first of conv-1 and of conv-2"
+    );
     assert_eq!(
         (
             committed.claimed[1].attempts,
@@ -616,14 +606,11 @@ pub async fn a_commit_can_lease_the_effects_it_enqueues_to_a_worker(backend: Bac
         (1, NOW + LEASE)
     );
     // Leased to a: another worker gets only what the commit did not touch.
-    let others: Vec<_> = store
+    let others = store
         .claim_effects(&b, KINDS, 10, NOW, NOW + LEASE)
         .await
-        .expect("claim")
-        .iter()
-        .map(|e| e.idempotency_key.to_string())
-        .collect();
-    assert_eq!(others, ["fx-9"]);
+        .expect("claim");
+    assert_eq!(names(&others), ["fx-9"]);
     // The lease is a's: completing fx-2 hands a the next of conv-2.
     let next = store
         .complete_effect_and_claim_next(committed.claimed[1].id, &a, KINDS, NOW, NOW + LEASE)

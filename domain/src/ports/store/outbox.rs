@@ -9,6 +9,7 @@
 //! | `fail_effect(id, worker, Transient{retry_at})` | ready again at `retry_at` |
 //! | `fail_effect(id, worker, Permanent)` | dead: kept for inspection, no longer blocks |
 //! | `Commit.finishes` | the commit an effect's execution ends with also completes it and claims the next |
+//! | `Commit.claim_first` | the commit also leases the effects it enqueues that are first of their key |
 //!
 //! Invariants: two workers never hold the same effect at once; an effect is handed out only
 //! when every earlier effect with the same ordering key is done or dead (per-conversation
@@ -65,19 +66,18 @@ pub struct ClaimedEffect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinishedEffect {
     pub id: EffectId,
-    /// The worker holding the lease.
-    pub worker: Key,
-    /// The kinds that worker runs: the next effect is claimed only when of one of them.
-    pub kinds: &'static [&'static str],
-    /// The next effect's lease, when one is claimed, runs this long from the commit.
-    pub lease_seconds: u64,
+    /// The worker holding its lease, who also gets the next effect of its key when that
+    /// one is ready and of `next.kinds` (none, with no kinds).
+    pub next: EffectClaim,
 }
 
-/// A worker asking a [`super::Commit`] for the effects it enqueues: for each ordering key
-/// the commit enqueues into, the key's first unfinished effect is leased to `worker` when
-/// it is ready and of `kinds` ([`super::Committed::claimed`]). The process that takes an
-/// input in can then run what it caused without a claim of its own; an effect queued
-/// behind another of its key is left to the usual order.
+/// A worker, the effect kinds it runs and how long its leases last: what a commit needs to
+/// lease effects to it. [`super::Commit::claim_first`] asks a commit for the effects it
+/// enqueues: for each ordering key the commit enqueues into, the key's first unfinished
+/// effect is leased to `worker` when it is ready and of `kinds`
+/// ([`super::Committed::claimed`]). The process that takes an input in can then run what
+/// it caused without a claim of its own; an effect queued behind another of its key is left
+/// to the usual order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EffectClaim {
     pub worker: Key,
