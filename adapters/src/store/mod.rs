@@ -154,6 +154,14 @@ impl Store for SqlStore {
     ) -> StoreResult<Vec<MachineRecord>> {
         delegate!(self, machines_of_user(kind, user))
     }
+    async fn latest_machine_of_user(
+        &self,
+        kind: MachineKind,
+        user: &Key,
+        status: Option<&Status>,
+    ) -> StoreResult<Option<MachineRecord>> {
+        delegate!(self, latest_machine_of_user(kind, user, status))
+    }
     async fn machine_by_order(
         &self,
         kind: MachineKind,

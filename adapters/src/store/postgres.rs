@@ -454,6 +454,26 @@ impl Store for PostgresStore {
         self.fetch_machines(kind, sql, user.as_str(), None).await
     }
 
+    async fn latest_machine_of_user(
+        &self,
+        kind: MachineKind,
+        user: &Key,
+        status: Option<&Status>,
+    ) -> StoreResult<Option<MachineRecord>> {
+        let sql = format!(
+            "SELECT {MACHINE_COLUMNS} FROM {} WHERE user_id = $1 AND ($2::text IS NULL OR status = $2) \
+             ORDER BY updated_at DESC, id DESC LIMIT 1",
+            kind.table()
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(user.as_str())
+            .bind(status.map(Status::as_str))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+        row.map(|row| machine_from_row(&row, kind)).transpose()
+    }
+
     async fn machine_by_order(
         &self,
         kind: MachineKind,

@@ -391,6 +391,18 @@ impl SqliteStore {
     }
 }
 
+/// A user's latest machine of `table` (`?1`), in status `?2` when `by_status`: the user's
+/// index entries read newest first, stopping at the first match. The unary `+` keeps
+/// SQLite from searching the status index instead, which holds every user's machines in
+/// that status.
+fn latest_of_user_sql(table: &str, by_status: bool) -> String {
+    let status = if by_status { " AND +status = ?2" } else { "" };
+    format!(
+        "SELECT {MACHINE_COLUMNS} FROM {table} WHERE user_id = ?1{status} \
+         ORDER BY updated_at DESC, id DESC LIMIT 1"
+    )
+}
+
 /// `LIMIT n` written into the SQL. A bound `LIMIT ?` makes SQLite plan with the bound
 /// value and mark the prepared statement to be compiled again whenever that parameter is
 /// bound anew, which is every time: the cached statement would be re-parsed on every use.
@@ -775,6 +787,22 @@ impl Store for SqliteStore {
         self.fetch_machines(kind, &sql, user.as_str())
     }
 
+    async fn latest_machine_of_user(
+        &self,
+        kind: MachineKind,
+        user: &Key,
+        status: Option<&Status>,
+    ) -> StoreResult<Option<MachineRecord>> {
+        let sql = latest_of_user_sql(kind.table(), status.is_some());
+        let conn = self.conn();
+        let read = |row: &Row<'_>| machine_from_row(row, kind);
+        let found = match status {
+            None => rows_of(&conn, &sql, params![user.as_str()], read)?,
+            Some(status) => rows_of(&conn, &sql, params![user.as_str(), status.as_str()], read)?,
+        };
+        Ok(found.into_iter().next())
+    }
+
     async fn machine_by_order(
         &self,
         kind: MachineKind,
@@ -1090,6 +1118,21 @@ mod tests {
             (next_ready_sql(1), next, "outbox_by_ordering_key"),
             (by_status, &["paid"][..], "checkouts_by_status"),
             (by_user, &["u1"][..], "settlements_by_user"),
+            (
+                latest_of_user_sql("settlements", false),
+                &["u1"][..],
+                "settlements_by_user",
+            ),
+            (
+                latest_of_user_sql("settlements", true),
+                &["u1", "awaiting_payment"][..],
+                "settlements_by_user",
+            ),
+            (
+                latest_of_user_sql("checkouts", true),
+                &["u1", "paid"][..],
+                "checkouts_by_user",
+            ),
         ] {
             let plan: Vec<String> = explain(&store, "EXPLAIN QUERY PLAN", &sql, values)
                 .await

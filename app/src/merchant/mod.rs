@@ -446,26 +446,29 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
         })
     }
 
+    /// The buyer's open offer: its latest order awaiting payment, if not yet expired. A new
+    /// offer is made only when none is open, so an older one awaiting payment is older
+    /// still, and expired too.
     async fn open_order_of(&self, buyer: &Key, now: u64) -> Result<Option<Offered>, OrderError> {
-        let records = self
+        let awaiting = Status::parse("awaiting_payment").expect("valid status");
+        let Some(record) = self
             .store
-            .machines_of_user(MachineKind::Settlement, buyer)
+            .latest_machine_of_user(MachineKind::Settlement, buyer, Some(&awaiting))
             .await
-            .map_err(store_down)?;
-        for record in records.iter().rev() {
-            let doc = decode(record).map_err(store_down)?;
-            if let Settlement::AwaitingPayment(s) = &doc.settlement
-                && now < s.order.expires_at
-            {
-                return Ok(Some(Offered {
-                    token: self.order_token(&record.id),
-                    order_id: record.id.clone(),
-                    offer: s.order.offer.clone(),
-                    refusal: None,
-                }));
-            }
-        }
-        Ok(None)
+            .map_err(store_down)?
+        else {
+            return Ok(None);
+        };
+        let doc = decode(&record).map_err(store_down)?;
+        Ok(match &doc.settlement {
+            Settlement::AwaitingPayment(s) if now < s.order.expires_at => Some(Offered {
+                token: self.order_token(&record.id),
+                order_id: record.id.clone(),
+                offer: s.order.offer.clone(),
+                refusal: None,
+            }),
+            _ => None,
+        })
     }
 
     /// `POST /api/orders` with a payment header.
@@ -535,12 +538,12 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
     }
 
     async fn latest_order_of(&self, buyer: &Key) -> Result<Option<Key>, OrderError> {
-        let records = self
+        let latest = self
             .store
-            .machines_of_user(MachineKind::Settlement, buyer)
+            .latest_machine_of_user(MachineKind::Settlement, buyer, None)
             .await
             .map_err(store_down)?;
-        Ok(records.last().map(|r| r.id.clone()))
+        Ok(latest.map(|r| r.id))
     }
 
     /// Pays order `order_id` with `payload`: the offline rules against the order's own

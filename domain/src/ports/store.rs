@@ -126,6 +126,18 @@ pub trait Store: Send + Sync {
         user: &Key,
     ) -> impl Future<Output = StoreResult<Vec<MachineRecord>>> + Send;
 
+    /// The user's most recently changed machine, or, given `status`, the most recently
+    /// changed one in that status. Reads the user's index entries newest first and stops at
+    /// the first match, so no document is read but the one returned: what a lookup of the
+    /// latest costs does not grow with the user's history the way
+    /// [`Store::machines_of_user`] does.
+    fn latest_machine_of_user(
+        &self,
+        kind: MachineKind,
+        user: &Key,
+        status: Option<&Status>,
+    ) -> impl Future<Output = StoreResult<Option<MachineRecord>>> + Send;
+
     /// The machine holding an order id (a settlement, or the checkout that paid it).
     fn machine_by_order(
         &self,

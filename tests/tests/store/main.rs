@@ -40,6 +40,7 @@ both_backends!(
     scenarios::corrupt_or_unknown_stored_state_is_reported_naming_the_row,
     scenarios::the_money_audit_log_is_append_only,
     scenarios::an_update_moves_the_lookup_columns_with_the_state,
+    scenarios::the_latest_machine_of_a_user_is_the_last_changed_in_the_status_asked,
     outbox::n_workers_draining_the_outbox_execute_each_effect_once_in_key_order,
     outbox::transient_failures_are_retried_after_their_backoff,
     outbox::an_expired_lease_is_reclaimed_and_the_old_worker_loses_it,

@@ -689,3 +689,96 @@ pub async fn an_update_moves_the_lookup_columns_with_the_state(backend: Backend)
     let body: serde_json::Value = last.decode("checkout", 1..=1).expect("decodes");
     assert_eq!(body["step"], 4);
 }
+
+/// The latest machine of a user: the most recently changed one, or the most recently
+/// changed one in a status, whatever the order the machines were made in; another user's
+/// machines are never it, and a user with none in the status has none.
+pub async fn the_latest_machine_of_a_user_is_the_last_changed_in_the_status_asked(
+    backend: Backend,
+) {
+    let Some(db) = fresh(backend).await else {
+        return;
+    };
+    let store = &db.store;
+    let latest = |user: &'static str, status: Option<&'static str>| async move {
+        let status = status.map(|s| Status::parse(s).expect("status"));
+        store
+            .latest_machine_of_user(MachineKind::Settlement, &key(user), status.as_ref())
+            .await
+            .expect("read")
+            .map(|record| record.id.to_string())
+    };
+    assert_eq!(latest("user-1", None).await, None);
+
+    // Made in the order a, b, c, at times 1, 2, 3: c is the latest, b the latest awaiting.
+    for (i, (id, status)) in [("st-a", "awaiting"), ("st-b", "awaiting"), ("st-c", "paid")]
+        .into_iter()
+        .enumerate()
+    {
+        let commit = Commit {
+            machines: vec![write(MachineKind::Settlement, id, Expected::New, status)],
+            ..Commit::default()
+        };
+        store.commit(commit, NOW + i as u64).await.expect("create");
+    }
+    let mut other = write(
+        MachineKind::Settlement,
+        "st-other",
+        Expected::New,
+        "awaiting",
+    );
+    other.index.user = Some(key("user-2"));
+    let commit = Commit {
+        machines: vec![other],
+        ..Commit::default()
+    };
+    store
+        .commit(commit, NOW + 10)
+        .await
+        .expect("another user's");
+    assert_eq!(latest("user-1", None).await.as_deref(), Some("st-c"));
+    assert_eq!(
+        latest("user-1", Some("awaiting")).await.as_deref(),
+        Some("st-b")
+    );
+    assert_eq!(latest("user-1", Some("refunded")).await, None);
+
+    // The oldest, changed last, becomes the latest; then it leaves the status, and the
+    // latest awaiting is b again.
+    let record = store
+        .load_machine(MachineKind::Settlement, &key("st-a"))
+        .await
+        .expect("read")
+        .expect("exists");
+    let update = Commit {
+        machines: vec![record.update(record.index.clone(), state("settlement", 2))],
+        ..Commit::default()
+    };
+    store.commit(update, NOW + 20).await.expect("update a");
+    assert_eq!(latest("user-1", None).await.as_deref(), Some("st-a"));
+    assert_eq!(
+        latest("user-1", Some("awaiting")).await.as_deref(),
+        Some("st-a")
+    );
+    let record = store
+        .load_machine(MachineKind::Settlement, &key("st-a"))
+        .await
+        .expect("read")
+        .expect("exists");
+    let mut paid = record.index.clone();
+    paid.status = Status::parse("paid").expect("status");
+    let update = Commit {
+        machines: vec![record.update(paid, state("settlement", 3))],
+        ..Commit::default()
+    };
+    store.commit(update, NOW + 30).await.expect("a paid");
+    assert_eq!(latest("user-1", None).await.as_deref(), Some("st-a"));
+    assert_eq!(
+        latest("user-1", Some("awaiting")).await.as_deref(),
+        Some("st-b")
+    );
+    assert_eq!(
+        latest("user-2", Some("awaiting")).await.as_deref(),
+        Some("st-other")
+    );
+}
