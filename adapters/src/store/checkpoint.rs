@@ -26,7 +26,8 @@ use std::time::Duration;
 pub(super) const GATHER: Duration = Duration::from_millis(50);
 
 /// `PRAGMA wal_autocheckpoint` of the writer's connection: the log size, in pages, at which
-/// the writer checkpoints by itself because the checkpointer has not (40 MB of 4 KB pages).
+/// the writer checkpoints by itself because the checkpointer has not (10 MB of the 1 KB pages of a
+/// new file, 40 MB of an older file's 4 KB ones).
 pub(super) const BACKSTOP_PAGES: u32 = 10_000;
 
 /// The handle the store keeps; dropping the last clone ends the thread.
