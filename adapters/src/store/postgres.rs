@@ -271,9 +271,13 @@ fn owned(kinds: &[&str]) -> Vec<String> {
     kinds.iter().map(|k| (*k).to_owned()).collect()
 }
 
+/// Registers a user; one already registered is left as is.
+const REGISTER_USER: &str =
+    "INSERT INTO users (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
 impl Store for PostgresStore {
     async fn register_user(&self, user: &Key, now: u64) -> StoreResult<()> {
-        sqlx::query("INSERT INTO users (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        sqlx::query(REGISTER_USER)
             .bind(user.as_str())
             .bind(to_i64(now, "time")?)
             .execute(&self.pool)
@@ -286,7 +290,7 @@ impl Store for PostgresStore {
         let sealed = codec::seal_profile(&self.sealer, user, profile)?;
         let now = to_i64(now, "time")?;
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO users (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        sqlx::query(REGISTER_USER)
             .bind(user.as_str())
             .bind(now)
             .execute(&mut *tx)
@@ -344,6 +348,14 @@ impl Store for PostgresStore {
                     inbound.clone(),
                 )));
             }
+        }
+        for user in &commit.new_users {
+            sqlx::query(REGISTER_USER)
+                .bind(user.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
         }
         let mut revisions = Vec::with_capacity(commit.machines.len());
         for write in &commit.machines {

@@ -617,16 +617,14 @@ fn raw_effect_from_row(row: &Row<'_>) -> StoreResult<RawEffect> {
     })
 }
 
+/// Registers a user; one already registered is left as is.
+const REGISTER_USER: &str =
+    "INSERT INTO users (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
+
 impl Store for SqliteStore {
     async fn register_user(&self, user: &Key, now: u64) -> StoreResult<()> {
         let now = to_i64(now, "time")?;
-        self.write(|tx| {
-            run(
-                tx,
-                "INSERT INTO users (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![user.as_str(), now],
-            )
-        })?;
+        self.write(|tx| run(tx, REGISTER_USER, params![user.as_str(), now]))?;
         Ok(())
     }
 
@@ -636,7 +634,7 @@ impl Store for SqliteStore {
         self.write(|tx| {
             run(
                 tx,
-                "INSERT INTO users (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                REGISTER_USER,
                 params![user.as_str(), now],
             )?;
             run(
@@ -704,6 +702,9 @@ impl Store for SqliteStore {
                         inbound.clone(),
                     )));
                 }
+            }
+            for user in &commit.new_users {
+                run(tx, REGISTER_USER, params![user.as_str(), now])?;
             }
             let mut revisions = Vec::with_capacity(commit.machines.len());
             for write in &commit.machines {

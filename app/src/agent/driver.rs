@@ -132,11 +132,7 @@ impl<P: AgentPorts> Agent<P> {
             let record = store.load_machine(MachineKind::Conversation, user).await?;
             let (mut doc, expected) = match &record {
                 Some(r) => (ConversationDoc::decode(r)?, Expected::At(r.revision)),
-                None => {
-                    // First contact: the user's row exists from their first conversation on.
-                    store.register_user(user, now).await?;
-                    (ConversationDoc::default(), Expected::New)
-                }
+                None => (ConversationDoc::default(), Expected::New),
             };
             let mut staged = Staged::default();
             let out = step(&mut doc, &mut staged, now)?;
@@ -150,6 +146,11 @@ impl<P: AgentPorts> Agent<P> {
             let mut commit = Commit {
                 inbound: inbound.clone(),
                 machines: vec![doc.write(user, expected)?],
+                // First contact: the user's row exists from their first conversation on.
+                new_users: match expected {
+                    Expected::New => vec![user.clone()],
+                    Expected::At(_) => Vec::new(),
+                },
                 ..Commit::default()
             };
             // `Remember` is written to the history above; nothing is left to run.

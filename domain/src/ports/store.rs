@@ -50,6 +50,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Commit {
     /// The inbound message this commit answers; recorded so it is processed once.
     pub inbound: Option<Key>,
+    /// Users this commit registers, as [`Store::register_user`] does (a user already
+    /// registered is left as is): a first contact registers its user in the commit that
+    /// answers it.
+    pub new_users: Vec<Key>,
     /// New or updated machine states.
     pub machines: Vec<MachineWrite>,
     /// Effects to execute after the commit (the outbox).

@@ -100,6 +100,7 @@ pub async fn a_commit_writes_states_effects_and_audit_together_and_reads_back(ba
     let tx_hash = B256::repeat_byte(0x42);
     let commit = Commit {
         inbound: Some(key("msg-1")),
+        new_users: vec![key("user-1")],
         machines: vec![
             write(
                 MachineKind::Conversation,
@@ -138,6 +139,7 @@ pub async fn a_commit_writes_states_effects_and_audit_together_and_reads_back(ba
     let committed = store.commit(commit, NOW).await.expect("commit");
     assert_eq!(committed.revisions, vec![Revision(1), Revision(1)]);
     assert_eq!(committed.effects_enqueued, 2);
+    assert_eq!(count(&db, "users").await, 1);
 
     assert!(store.is_processed(&key("msg-1")).await.expect("read"));
     assert!(!store.is_processed(&key("msg-2")).await.expect("read"));
@@ -172,9 +174,11 @@ pub async fn a_commit_writes_states_effects_and_audit_together_and_reads_back(ba
     assert_eq!(log[0].text.expose(), "ship it to 1 Main St");
     assert_eq!(store.unfinished_effects().await.expect("read"), 2);
 
-    // The same effect enqueued again (a repeated handler) is not duplicated.
+    // The same effect enqueued again (a repeated handler) is not duplicated, nor is a user
+    // registered again.
     let again = Commit {
         effects: vec![effect("fx-1", "conv-1")],
+        new_users: vec![key("user-1")],
         ..Commit::default()
     };
     assert_eq!(
@@ -185,6 +189,7 @@ pub async fn a_commit_writes_states_effects_and_audit_together_and_reads_back(ba
             .effects_enqueued,
         0
     );
+    assert_eq!(count(&db, "users").await, 1);
 }
 
 pub async fn a_duplicate_inbound_message_writes_nothing(backend: Backend) {
@@ -205,6 +210,7 @@ pub async fn a_duplicate_inbound_message_writes_nothing(backend: Backend) {
             "menu",
         )],
         effects: vec![effect("fx-1", "conv-1")],
+        new_users: vec![key("user-1")],
         ..Commit::default()
     };
     let err = db.store.commit(replay, NOW).await.unwrap_err();
@@ -213,6 +219,7 @@ pub async fn a_duplicate_inbound_message_writes_nothing(backend: Backend) {
         StoreError::Conflict(Conflict::DuplicateInbound(key("msg-1")))
     );
     assert_eq!(count(&db, "conversations").await, 0);
+    assert_eq!(count(&db, "users").await, 0);
     assert_eq!(db.store.unfinished_effects().await.expect("read"), 0);
 }
 
