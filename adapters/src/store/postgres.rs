@@ -96,6 +96,17 @@ impl PostgresStore {
         self.pool.begin().await.map_err(classify)
     }
 
+    /// Registers `user` within `tx`; one already registered is left as is.
+    async fn register(tx: &mut Tx, user: &Key, now: i64) -> StoreResult<()> {
+        sqlx::query(REGISTER_USER)
+            .bind(user.as_str())
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
     async fn write_machine(tx: &mut Tx, write: &MachineWrite, now: i64) -> StoreResult<Revision> {
         let table = write.kind.table();
         let body = Json(&write.state.body);
@@ -290,12 +301,7 @@ impl Store for PostgresStore {
         let sealed = codec::seal_profile(&self.sealer, user, profile)?;
         let now = to_i64(now, "time")?;
         let mut tx = self.begin().await?;
-        sqlx::query(REGISTER_USER)
-            .bind(user.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
+        Self::register(&mut tx, user, now).await?;
         sqlx::query(
             "INSERT INTO profiles (user_id, sealed, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at",
@@ -350,12 +356,7 @@ impl Store for PostgresStore {
             }
         }
         for user in &commit.new_users {
-            sqlx::query(REGISTER_USER)
-                .bind(user.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
+            Self::register(&mut tx, user, now).await?;
         }
         let mut revisions = Vec::with_capacity(commit.machines.len());
         for write in &commit.machines {

@@ -752,33 +752,27 @@ pub async fn the_latest_machine_of_a_user_is_the_last_changed_in_the_status_aske
 
     // The oldest, changed last, becomes the latest; then it leaves the status, and the
     // latest awaiting is b again.
-    let record = store
-        .load_machine(MachineKind::Settlement, &key("st-a"))
-        .await
-        .expect("read")
-        .expect("exists");
-    let update = Commit {
-        machines: vec![record.update(record.index.clone(), state("settlement", 2))],
-        ..Commit::default()
+    let change_a = |status: &'static str, step: u64, at: u64| async move {
+        let record = store
+            .load_machine(MachineKind::Settlement, &key("st-a"))
+            .await
+            .expect("read")
+            .expect("exists");
+        let mut index = record.index.clone();
+        index.status = Status::parse(status).expect("status");
+        let update = Commit {
+            machines: vec![record.update(index, state("settlement", step))],
+            ..Commit::default()
+        };
+        store.commit(update, at).await.expect("update a");
     };
-    store.commit(update, NOW + 20).await.expect("update a");
+    change_a("awaiting", 2, NOW + 20).await;
     assert_eq!(latest("user-1", None).await.as_deref(), Some("st-a"));
     assert_eq!(
         latest("user-1", Some("awaiting")).await.as_deref(),
         Some("st-a")
     );
-    let record = store
-        .load_machine(MachineKind::Settlement, &key("st-a"))
-        .await
-        .expect("read")
-        .expect("exists");
-    let mut paid = record.index.clone();
-    paid.status = Status::parse("paid").expect("status");
-    let update = Commit {
-        machines: vec![record.update(paid, state("settlement", 3))],
-        ..Commit::default()
-    };
-    store.commit(update, NOW + 30).await.expect("a paid");
+    change_a("paid", 3, NOW + 30).await;
     assert_eq!(latest("user-1", None).await.as_deref(), Some("st-a"));
     assert_eq!(
         latest("user-1", Some("awaiting")).await.as_deref(),
