@@ -14,11 +14,13 @@
 //! where a recording has none), so no time is spent waiting for a model.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use worldstore::agent::Mailbox;
+use worldstore::agent::{Channel, ChannelError};
 use worldstore::replay::{read, replay_file, replay_rounds, scratch_dir};
 use worldstore::sandbox::{SandboxConfig, SandboxWorld};
-use worldstore_domain::conversation::InboundContent;
+use worldstore_domain::conversation::{InboundContent, Outgoing};
 use worldstore_domain::ports::store::Key;
 
 fn argument(name: &str, default: usize) -> usize {
@@ -125,12 +127,31 @@ async fn model_calls_per_purchase() {
     println!();
 }
 
+/// A channel that hands each message on and keeps nothing, as a network channel does: the
+/// memory measured is the agent's own, not a test mailbox's copy of every message sent.
+#[derive(Clone, Default)]
+struct Forgetful {
+    sent: Arc<AtomicUsize>,
+}
+
+impl Channel for Forgetful {
+    async fn send(&self, _user: &Key, _message: &Outgoing) -> Result<(), ChannelError> {
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn react(&self, _user: &Key, _to: &Key, _emoji: &str) -> Result<(), ChannelError> {
+        Ok(())
+    }
+}
+
 async fn memory_per_idle_conversation(users: usize) {
     let dir = scratch_dir(Path::new("idle"));
     let mut config = SandboxConfig::new(dir.clone());
     config.merchant_in_background = false;
     let world = SandboxWorld::start(config).await.expect("world");
-    let agent = world.agent(Mailbox::new()).await.expect("agent");
+    let channel = Forgetful::default();
+    let agent = world.agent(channel.clone()).await.expect("agent");
     // Warm up: the first conversations fill caches and pools that do not grow with users.
     let say_hi = |n: usize| {
         let agent = agent.clone();
@@ -156,6 +177,8 @@ async fn memory_per_idle_conversation(users: usize) {
     }
     agent.run_until_idle().await.expect("idle");
     let after = resident_bytes();
+    // Each new user was greeted (the main menu, at least).
+    assert!(channel.sent.load(Ordering::Relaxed) >= users + 200);
     let file = std::fs::metadata(dir.join("worldstore-agent.sqlite")).map_or(0, |m| m.len());
     println!(
         "## Memory per idle conversation ({users} new users, each greeted with the main menu)\n"
