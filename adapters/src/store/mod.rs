@@ -125,9 +125,6 @@ macro_rules! delegate {
 }
 
 impl Store for SqlStore {
-    async fn register_user(&self, user: &Key, now: u64) -> StoreResult<()> {
-        delegate!(self, register_user(user, now))
-    }
     async fn save_profile(&self, user: &Key, profile: &Profile, now: u64) -> StoreResult<()> {
         delegate!(self, save_profile(user, profile, now))
     }

@@ -287,16 +287,6 @@ const REGISTER_USER: &str =
     "INSERT INTO users (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 
 impl Store for PostgresStore {
-    async fn register_user(&self, user: &Key, now: u64) -> StoreResult<()> {
-        sqlx::query(REGISTER_USER)
-            .bind(user.as_str())
-            .bind(to_i64(now, "time")?)
-            .execute(&self.pool)
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
     async fn save_profile(&self, user: &Key, profile: &Profile, now: u64) -> StoreResult<()> {
         let sealed = codec::seal_profile(&self.sealer, user, profile)?;
         let now = to_i64(now, "time")?;
@@ -742,9 +732,9 @@ async fn claim_first(
     now: i64,
 ) -> StoreResult<Vec<ClaimedEffect>> {
     let lease_until = codec::lease_until(claim.lease_seconds, now)?;
+    let worker = claim.worker.as_str();
     let mut claimed = Vec::new();
     for key in codec::ordering_keys(effects) {
-        let worker = claim.worker.as_str();
         claimed.extend(claim_first_of_key(tx, key, worker, claim.kinds, now, lease_until).await?);
     }
     claimed.sort_by_key(|effect| effect.id);

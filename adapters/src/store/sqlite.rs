@@ -584,9 +584,9 @@ fn claim_first(
     }
     let lease_until = codec::lease_until(claim.lease_seconds, now)?;
     let sql = first_ready_sql("?2", claim.kinds.len());
+    let worker = claim.worker.as_str();
     let mut claimed = Vec::new();
     for key in codec::ordering_keys(effects) {
-        let worker = claim.worker.as_str();
         claimed.extend(lease_first_ready(
             tx,
             &sql,
@@ -622,12 +622,6 @@ const REGISTER_USER: &str =
     "INSERT INTO users (id, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING";
 
 impl Store for SqliteStore {
-    async fn register_user(&self, user: &Key, now: u64) -> StoreResult<()> {
-        let now = to_i64(now, "time")?;
-        self.write(|tx| run(tx, REGISTER_USER, params![user.as_str(), now]))?;
-        Ok(())
-    }
-
     async fn save_profile(&self, user: &Key, profile: &Profile, now: u64) -> StoreResult<()> {
         let sealed = codec::seal_profile(&self.sealer, user, profile)?;
         let now = to_i64(now, "time")?;

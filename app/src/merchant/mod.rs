@@ -450,10 +450,9 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
     /// offer is made only when none is open, so an older one awaiting payment is older
     /// still, and expired too.
     async fn open_order_of(&self, buyer: &Key, now: u64) -> Result<Option<Offered>, OrderError> {
-        let awaiting = Status::parse("awaiting_payment").expect("valid status");
         let Some(record) = self
             .store
-            .latest_machine_of_user(MachineKind::Settlement, buyer, Some(&awaiting))
+            .latest_machine_of_user(MachineKind::Settlement, buyer, Some(&awaiting_payment()))
             .await
             .map_err(store_down)?
         else {
@@ -875,6 +874,11 @@ fn notice_name(notice: &BuyerNotice) -> &'static str {
         BuyerNotice::Delivered => "delivered",
         BuyerNotice::Refunded { .. } => "refunded",
     }
+}
+
+/// The stored status of an order awaiting payment: an offer, open until it expires.
+pub(crate) fn awaiting_payment() -> Status {
+    Status::parse("awaiting_payment").expect("a valid status")
 }
 
 pub(crate) fn decode(record: &MachineRecord) -> Result<MerchantOrder, StoreError> {

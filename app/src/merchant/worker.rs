@@ -7,7 +7,7 @@
 //! which is harmless: fulfilment is paid under an idempotency key, and a late answer to an
 //! old request is rejected by the machine as stale.
 
-use super::{EFFECT_KIND, Merchant, MerchantOrder, OrderEffect, decode};
+use super::{EFFECT_KIND, Merchant, MerchantOrder, OrderEffect, awaiting_payment, decode};
 use alloy_primitives::B256;
 use std::sync::atomic::Ordering;
 use worldstore_domain::UsdcAmount;
@@ -404,7 +404,7 @@ impl<C: Chain, M: Commerce, S: Store> Merchant<C, M, S> {
             return Ok(Pass::default());
         }
         let mut pass = Pass::default();
-        let awaiting = Status::parse("awaiting_payment").expect("valid status");
+        let awaiting = awaiting_payment();
         for record in self
             .store
             .machines_in_status(MachineKind::Settlement, &awaiting, 200)

@@ -50,9 +50,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Commit {
     /// The inbound message this commit answers; recorded so it is processed once.
     pub inbound: Option<Key>,
-    /// Users this commit registers, as [`Store::register_user`] does (a user already
-    /// registered is left as is): a first contact registers its user in the commit that
-    /// answers it.
+    /// Users this commit registers (a user already registered is left as is): a first
+    /// contact registers its user in the commit that answers it, and saving a profile
+    /// registers its user too.
     pub new_users: Vec<Key>,
     /// New or updated machine states.
     pub machines: Vec<MachineWrite>,
@@ -91,9 +91,6 @@ pub struct Committed {
 
 /// The persistence port. Implemented by the SQLite and PostgreSQL adapters.
 pub trait Store: Send + Sync {
-    /// Registers a user (idempotent).
-    fn register_user(&self, user: &Key, now: u64) -> impl Future<Output = StoreResult<()>> + Send;
-
     /// Saves (replaces) a user's profile, registering the user if needed.
     fn save_profile(
         &self,
